@@ -1,0 +1,176 @@
+"""The ``ingest`` command line.  Exit codes: 0 ok, 1 checks failed, 2 user error."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from ingest.config import Settings, load_config, resolve_config_path
+from ingest.errors import IngestError
+from ingest.logs import configure_logging
+
+app = typer.Typer(help="Event-monitoring news-feed ingester.", no_args_is_help=True,
+                  add_completion=False)
+rules_app = typer.Typer(help="Check and test alert rules.", no_args_is_help=True)
+app.add_typer(rules_app, name="rules")
+
+ConfigOpt = Annotated[Path | None, typer.Option(
+    "--config", "-c", help="Config file (default: $INGEST_CONFIG, else ./ingest.yaml).")]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def handles_errors(func: F) -> F:
+    """Print IngestErrors as one clear message; exit 2 for the user's errors, else 1."""
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except IngestError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2 if exc.user_error else 1) from None
+    return wrapper  # type: ignore[return-value]
+
+
+def _settings(config: Path | None) -> Settings:
+    settings = load_config(resolve_config_path(config))
+    configure_logging(settings.log.level, settings.log.format)
+    return settings
+
+
+@app.command()
+@handles_errors
+def run(config: ConfigOpt = None,
+        once: Annotated[bool, typer.Option(help="Poll every feed once, deliver, exit.")] = False,
+        grace: Annotated[float, typer.Option(help="Seconds to finish work on SIGTERM.")] = 20.0,
+        ) -> None:
+    """Run the service: poll feeds, match rules, deliver alerts (until SIGTERM/SIGINT)."""
+    from ingest.service.app import App
+    from ingest.service.scheduler import Daemon
+
+    settings = _settings(config)
+
+    async def main() -> int:
+        service = await App.start(settings)
+        try:
+            if once:
+                report = await service.run_cycle(force=True)
+                return 1 if report.failed_deliveries else 0
+            await Daemon(service, grace).run()
+            return 0
+        finally:
+            await service.close()
+
+    raise typer.Exit(asyncio.run(main()))
+
+
+@app.command()
+@handles_errors
+def demo(seeds: Annotated[Path | None, typer.Option(help="Folder with feeds/ samples.")] = None,
+         rules: Annotated[Path | None, typer.Option(help="Rules folder.")] = None) -> None:
+    """Run the whole path once on loopback with the embedded sample feeds."""
+    from ingest.demo import find_dir, report_lines, run_demo
+
+    configure_logging("warning", "console")
+    result = asyncio.run(run_demo(find_dir("seeds", seeds), find_dir("rules", rules), typer.echo))
+    for line in report_lines(result):
+        typer.echo(line)
+    ok = result.alerts and result.webhook_signed and len(result.emails) == len(result.webhook)
+    raise typer.Exit(0 if ok else 1)
+
+
+def _rule_paths(settings: Settings, paths: list[Path] | None) -> list[Path]:
+    return list(paths) if paths else [settings.rules_dir]
+
+
+@rules_app.command("check")
+@handles_errors
+def rules_check(paths: Annotated[list[Path] | None, typer.Argument(
+        help="Rule files or folders (default: the configured rules folder).")] = None,
+        config: ConfigOpt = None) -> None:
+    """Validate rule files: every problem is printed as file:line: message."""
+    from ingest.nlp.gazetteer import load_gazetteer
+    from ingest.rules.load import load_rules
+
+    settings = _settings(config)
+    gaz = load_gazetteer(settings.gazetteer_path)
+    ruleset = load_rules(_rule_paths(settings, paths), gaz)
+    typer.echo(f"ok: {len(ruleset)} rules valid")
+
+
+@rules_app.command("test")
+@handles_errors
+def rules_test(paths: Annotated[list[Path] | None, typer.Argument(
+        help="Rule files or folders (default: the configured rules folder).")] = None,
+        config: ConfigOpt = None) -> None:
+    """Run every rule's `examples`: match ones must fire, no_match ones must not."""
+    from ingest.inspect import run_examples
+    from ingest.nlp.gazetteer import load_gazetteer
+    from ingest.nlp.pipeline import Analyzer, load_model
+    from ingest.rules.load import load_rules
+
+    settings = _settings(config)
+    gaz = load_gazetteer(settings.gazetteer_path)
+    ruleset = load_rules(_rule_paths(settings, paths), gaz)
+    analyzer = Analyzer(load_model(settings.nlp.model), gaz)
+    results = run_examples(ruleset, analyzer, datetime.now(UTC).date())
+    for r in results:
+        mark = "✓" if r.ok else "✗"
+        want = "match" if r.expect_match else "no match"
+        typer.echo(f"{mark} {r.rule_id} [{want}] {r.text}")
+    failed = sum(not r.ok for r in results)
+    typer.echo(f"{len(results) - failed} passed, {failed} failed")
+    raise typer.Exit(1 if failed else 0)
+
+
+@app.command()
+@handles_errors
+def match(source: Annotated[str, typer.Argument(help="A text or feed file, or - for stdin.")],
+          config: ConfigOpt = None,
+          as_json: Annotated[bool, typer.Option("--json", help="One JSON object per item.")]
+          = False,
+          on: Annotated[str | None, typer.Option(
+              "--date", help="Publication date for plain text (YYYY-MM-DD; default today).")]
+          = None) -> None:
+    """Run a text or a saved feed through extraction and every rule; show what matches."""
+    from ingest.inspect import describe_match, items_from_input, match_items, match_json
+    from ingest.nlp.pipeline import Analyzer, load_model
+    from ingest.service.app import load_rule_files
+
+    settings = _settings(config)
+    now = datetime.now(UTC)
+    if on:
+        try:
+            now = datetime.combine(date.fromisoformat(on), now.timetz())
+        except ValueError:
+            typer.echo(f"error: --date {on!r} is not a date like 2024-07-12", err=True)
+            raise typer.Exit(2) from None
+    if source == "-":
+        data, name = sys.stdin.buffer.read(), "<stdin>"
+    else:
+        try:
+            data, name = Path(source).read_bytes(), source
+        except OSError as exc:
+            typer.echo(f"error: cannot read {source}: {exc.strerror}", err=True)
+            raise typer.Exit(2) from None
+    gaz, ruleset = load_rule_files(settings)
+    analyzer = Analyzer(load_model(settings.nlp.model), gaz)
+    items = items_from_input(data, name, now)
+    for item, _analysis, matches in match_items(items, analyzer, ruleset):
+        if as_json:
+            typer.echo(match_json(item, matches))
+            continue
+        typer.echo(f"{item.label}: {len(matches)} rule(s) match")
+        for m in matches:
+            for line in describe_match(m):
+                typer.echo(line)
+
+
+def main() -> None:
+    app()

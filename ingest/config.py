@@ -1,0 +1,179 @@
+"""The configuration object: read once from ``ingest.yaml``, validated, passed in.
+
+Nothing reads configuration from a global.  ``load_config`` raises
+:class:`~ingest.errors.ConfigError` with every problem located (file, line, field).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ingest.durations import Duration
+from ingest.errors import ConfigError, Problem
+from ingest.feedlist import load_feed_file
+from ingest.model import Feed
+from ingest.notify.registry import ChannelSettings
+from ingest.yamlfile import YamlProblem, load_yaml
+
+CONFIG_ENV = "INGEST_CONFIG"
+DATABASE_ENV = "INGEST_DATABASE_URL"
+DEFAULT_DATABASE_URL = "sqlite:///./data/ingest.db"
+DEFAULT_MODEL = "en_core_web_sm"
+USER_AGENT = "ingest/0.1 (news-feed monitor; +https://github.com/ingest-news/ingest)"
+
+_FEED_ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FeedSettings(_Strict):
+    """One feed in ``feeds:`` or in a feed list file."""
+
+    id: str
+    url: str
+    title: str = ""
+    tags: list[str] = []
+    interval: Duration | None = None
+    enabled: bool = True
+
+    @field_validator("id")
+    @classmethod
+    def _slug(cls, v: str) -> str:
+        if not _FEED_ID.match(v):
+            raise ValueError("use lowercase letters, digits, '.', '_' or '-' (e.g. bbc-world)")
+        return v
+
+    def to_feed(self) -> Feed:
+        return Feed(self.id, self.url, self.title, tuple(self.tags), self.interval, self.enabled)
+
+
+class PollingSettings(_Strict):
+    interval: Duration = 900.0  # default time between polls of one feed
+    tick: Duration = 30.0  # how often the scheduler looks for due feeds
+    concurrency: int = Field(16, ge=1, le=1000)
+    connect_timeout: Duration = 10.0
+    timeout: Duration = 30.0
+    max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    user_agent: str = USER_AGENT
+
+
+class NlpSettings(_Strict):
+    model: str = DEFAULT_MODEL
+    max_chars: int = Field(20_000, ge=100)  # longer documents are cut before NLP
+    batch_size: int = Field(32, ge=1)
+
+
+class DeliverySettings(_Strict):
+    max_attempts: int = Field(8, ge=1)
+    timeout: Duration = 15.0
+
+
+class LogSettings(_Strict):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class Settings(_Strict):
+    """The whole configuration.  Paths are absolute once loaded."""
+
+    database_url: str = DEFAULT_DATABASE_URL
+    rules_dir: Path = Path("rules")
+    gazetteer: Path | None = None  # default: <rules_dir>/entities.yaml
+    feeds: list[FeedSettings] = []
+    feed_files: list[Path] = []
+    polling: PollingSettings = PollingSettings()
+    nlp: NlpSettings = NlpSettings()
+    delivery: DeliverySettings = DeliverySettings()
+    channels: dict[str, Annotated[ChannelSettings, Field(discriminator="type")]] = {}
+    default_channels: list[str] | None = None  # None: every channel
+    log: LogSettings = LogSettings()
+    source: str = "<defaults>"  # the file this came from, for messages
+
+    @property
+    def gazetteer_path(self) -> Path:
+        return self.gazetteer or self.rules_dir / "entities.yaml"
+
+    def all_feeds(self) -> list[Feed]:
+        """Inline feeds, then feeds from each feed file; later duplicates of an id are errors."""
+        feeds = [f.to_feed() for f in self.feeds]
+        for path in self.feed_files:
+            feeds.extend(load_feed_file(path))
+        seen: dict[str, Feed] = {}
+        for feed in feeds:
+            if feed.id in seen:
+                raise ConfigError([Problem(self.source, None,
+                                           f"feed id {feed.id!r} is defined twice")])
+            seen[feed.id] = feed
+        return feeds
+
+    def channels_for(self, wanted: tuple[str, ...]) -> tuple[str, ...]:
+        """The configured channels a rule's ``notify`` resolves to."""
+        known = tuple(c for c in wanted if c in self.channels)
+        if known:
+            return known
+        if self.default_channels is not None:
+            return tuple(c for c in self.default_channels if c in self.channels)
+        return tuple(self.channels)
+
+
+def resolve_config_path(explicit: Path | None) -> Path | None:
+    """``--config``, else ``$INGEST_CONFIG``, else ``./ingest.yaml`` if present, else None."""
+    if explicit is not None:
+        return explicit
+    env = os.environ.get(CONFIG_ENV)
+    if env:
+        return Path(env)
+    default = Path("ingest.yaml")
+    return default if default.exists() else None
+
+
+def load_config(path: Path | None) -> Settings:
+    """Read and validate a config file (or the defaults when ``path`` is None)."""
+    if path is None:
+        return _finish(Settings(), Path.cwd())
+    try:
+        data, locator = load_yaml(path, interpolate_env=True)
+    except YamlProblem as exc:
+        raise ConfigError(exc.problems) from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError([Problem(str(path), 1, "the config must be a mapping of settings")])
+    try:
+        settings = Settings.model_validate({**data, "source": str(path)})
+    except ValidationError as exc:
+        raise ConfigError(locator.problems(exc)) from exc
+    return _finish(settings, path.resolve().parent)
+
+
+def _finish(settings: Settings, base: Path) -> Settings:
+    """Make paths absolute against the config's folder and apply environment overrides."""
+    updates: dict[str, Any] = {
+        "rules_dir": _absolute(settings.rules_dir, base),
+        "feed_files": [_absolute(p, base) for p in settings.feed_files],
+    }
+    if settings.gazetteer is not None:
+        updates["gazetteer"] = _absolute(settings.gazetteer, base)
+    env_db = os.environ.get(DATABASE_ENV)
+    if env_db:
+        updates["database_url"] = env_db
+    problems = [
+        Problem(settings.source, None,
+                f"default_channels: {name!r} is not a configured channel")
+        for name in settings.default_channels or [] if name not in settings.channels
+    ]
+    if problems:
+        raise ConfigError(problems)
+    return settings.model_copy(update=updates)
+
+
+def _absolute(path: Path, base: Path) -> Path:
+    path = path.expanduser()
+    return path if path.is_absolute() else (base / path).resolve()

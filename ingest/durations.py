@@ -1,0 +1,40 @@
+"""Durations as analysts write them: ``90s``, ``15m``, ``6h``, ``2d``, ``1h30m``, or seconds."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import BeforeValidator
+
+_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value: object) -> float:
+    """Seconds in ``value``; raise ``ValueError`` with an example when it is not a duration."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 30s, 15m, 6h or 2d")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError("a duration cannot be negative")
+        return float(value)
+    if isinstance(value, str):
+        text = value.strip().lower().replace(" ", "")
+        parts = _PART.findall(text)
+        if parts and "".join(n + u for n, u in parts) == text:
+            return sum(float(n) * _UNITS[u] for n, u in parts)
+    raise ValueError(f"{value!r} is not a duration; write e.g. 30s, 15m, 6h or 2d")
+
+
+def format_duration(seconds: float) -> str:
+    """The shortest exact spelling of ``seconds`` (``900`` -> ``15m``)."""
+    for unit in ("w", "d", "h", "m"):
+        size = _UNITS[unit]
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+"""A pydantic field type: accepts ``15m`` style strings or seconds, holds seconds."""

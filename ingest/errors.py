@@ -1,0 +1,110 @@
+"""The one exception tree of ingest.
+
+    IngestError                 anything ingest raises on purpose
+     +-- ConfigError            a config file is missing, malformed or invalid (user error)
+     +-- FetchError             a feed could not be fetched (network, HTTP status, size)
+     +-- ParseError             a fetched document is not a usable feed
+     +-- NlpError               the spaCy pipeline could not be loaded or run
+     +-- RuleError              a rule or gazetteer file is malformed or invalid (user error)
+     +-- StorageError           the database could not be reached or written
+     +-- DeliveryError          a notification channel refused or failed a delivery
+
+Third-party exceptions (httpx, SQLAlchemy, aiosmtplib, YAML, pydantic) are translated
+into these at the edge that calls the library, with ``raise ... from exc``.  Errors
+that are the user's to fix carry ``user_error = True``; the CLI exits with code 2 for them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "ConfigError",
+    "DeliveryError",
+    "FetchError",
+    "IngestError",
+    "NlpError",
+    "ParseError",
+    "Problem",
+    "RuleError",
+    "StorageError",
+]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One located problem in a user's file: where it is and what is wrong."""
+
+    file: str
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.message}"
+
+
+class IngestError(Exception):
+    """Base of every error ingest raises on purpose."""
+
+    user_error = False
+
+
+class ConfigError(IngestError):
+    """A configuration file is missing or invalid; ``problems`` locates each fault."""
+
+    user_error = True
+
+    def __init__(self, problems: list[Problem] | str) -> None:
+        if isinstance(problems, str):
+            problems = [Problem("config", None, problems)]
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+class RuleError(IngestError):
+    """A rule, list or gazetteer file is invalid; ``problems`` locates each fault."""
+
+    user_error = True
+
+    def __init__(self, problems: list[Problem] | str) -> None:
+        if isinstance(problems, str):
+            problems = [Problem("rules", None, problems)]
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+class FetchError(IngestError):
+    """A feed could not be fetched.  ``status`` is the HTTP status when there was one."""
+
+    def __init__(self, url: str, message: str, status: int | None = None) -> None:
+        self.url = url
+        self.status = status
+        super().__init__(f"{url}: {message}")
+
+
+class ParseError(IngestError):
+    """A fetched document is not a feed feedparser can use."""
+
+    def __init__(self, url: str, message: str) -> None:
+        self.url = url
+        super().__init__(f"{url}: {message}")
+
+
+class NlpError(IngestError):
+    """The NLP pipeline could not be loaded or failed on a batch."""
+
+    user_error = True
+
+
+class StorageError(IngestError):
+    """The database could not be reached, migrated or written."""
+
+
+class DeliveryError(IngestError):
+    """A channel failed to deliver an alert.  ``permanent`` means retrying cannot help."""
+
+    def __init__(self, channel: str, message: str, *, permanent: bool = False) -> None:
+        self.channel = channel
+        self.permanent = permanent
+        super().__init__(f"{channel}: {message}")

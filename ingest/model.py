@@ -1,0 +1,162 @@
+"""The data that flows between the stages, as frozen dataclasses.
+
+Feed (config) -> FetchResult (fetch/) -> Entry (parse/) -> Analysis (nlp/)
+-> RuleMatch (rules/) -> Alert (service/) -> delivery outcome (notify/).
+
+Everything here is plain data: picklable (so NLP can move to worker processes),
+comparable, and free of I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class Feed:
+    """A feed to poll, as configured."""
+
+    id: str
+    url: str
+    title: str = ""
+    tags: tuple[str, ...] = ()
+    interval_s: float | None = None  # None: the configured default
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class FeedState:
+    """What the store remembers about a feed between polls."""
+
+    feed_id: str
+    url: str
+    etag: str | None = None
+    last_modified: str | None = None
+    next_poll_at: datetime | None = None
+    error_count: int = 0
+    last_error: str | None = None
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """The outcome of one HTTP (or file) fetch of a feed."""
+
+    url: str
+    status: int  # 200, or 304 when not modified
+    body: bytes = b""
+    etag: str | None = None
+    last_modified: str | None = None
+    content_type: str | None = None
+    elapsed_s: float = 0.0
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One normalised feed item.  ``key`` is stable across polls and restarts."""
+
+    feed_id: str
+    key: str
+    title: str
+    link: str
+    summary: str  # plain text
+    content: str  # plain text, may be empty
+    published: datetime | None  # UTC
+    guid: str | None = None
+
+    @property
+    def body(self) -> str:
+        """The longer of content and summary: what the rules read besides the title."""
+        return self.content if len(self.content) > len(self.summary) else self.summary
+
+    def document(self, max_chars: int | None = None) -> str:
+        """The text analysed for this entry: title, a blank line, then the body."""
+        text = f"{self.title}\n\n{self.body}" if self.body else self.title
+        return text[:max_chars] if max_chars else text
+
+
+@dataclass(frozen=True)
+class Token:
+    """One token of analysed text, with character offsets into the document."""
+
+    text: str
+    lemma: str
+    start: int
+    sent: int  # index of the sentence holding this token
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.text)
+
+
+@dataclass(frozen=True)
+class Mention:
+    """A recognised entity in the text: from spaCy, the gazetteer or a role title."""
+
+    text: str
+    start: int
+    end: int
+    label: str  # PERSON, GPE, NORP, ORG, WEAPON, ...
+    sent: int
+    name: str  # canonical name (gazetteer) or the surface text
+    id: str | None = None  # gazetteer id, when known
+    country: str | None = None  # ISO 3166-1 alpha-2
+    roles: tuple[str, ...] = ()
+    source: str = "ner"  # ner | gazetteer | title
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """The NLP view of one document: tokens, sentences and entity mentions."""
+
+    text: str
+    tokens: tuple[Token, ...]
+    sentences: tuple[tuple[int, int], ...]  # character (start, end) of each sentence
+    mentions: tuple[Mention, ...]
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One piece of evidence a rule leaf found: a term or an entity, with offsets."""
+
+    kind: str  # entity | keyword | lemma | phrase | regex | source
+    text: str
+    start: int
+    end: int
+    leaf: str  # a short description of the leaf that produced it
+
+
+@dataclass(frozen=True)
+class RuleMatch:
+    """A rule that matched an entry, with the evidence."""
+
+    rule_id: str
+    entities: tuple[Mention, ...]
+    terms: tuple[str, ...]
+    hits: tuple[Hit, ...]
+    snippet: str
+
+
+@dataclass(frozen=True)
+class Alert:
+    """A decided alert: written to the store before any channel sees it."""
+
+    id: str
+    rule_id: str
+    rule_title: str
+    severity: str
+    tags: tuple[str, ...]
+    feed_id: str
+    entry_key: str
+    entry_title: str
+    entry_link: str
+    published: datetime | None
+    created_at: datetime
+    entities: tuple[dict[str, object], ...] = field(default=())
+    terms: tuple[str, ...] = ()
+    snippet: str = ""
+    channels: tuple[str, ...] = ()

@@ -1,0 +1,249 @@
+"""Entity mentions from NER spans, the gazetteer and role titles (pure).
+
+Given the document text, its sentences, spaCy's NER spans and the publication
+date, this decides who and what is mentioned: gazetteer entities (with the roles
+they held on that date), countries, weapons, and people introduced by a title
+("Russian Defence Minister Andrei Belousov", "Belousov, Russia's defence minister").
+A bare surname that is also a place ("Austin, Texas") counts only in context.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import date
+
+from ingest.model import Mention
+from ingest.nlp.gazetteer import HONORIFICS, AliasTarget, Gazetteer, fold
+
+# Words before a title that mean the person does not hold the office now.
+_NOT_HOLDER = re.compile(
+    r"(?:\b(?:former|ex|then|late|incoming|outgoing-designate|designate|future|would-be|"
+    r"deputy|vice|shadow|assistant|under|junior|aspiring|nominee|nominated|"
+    r"first\s+deputy)\b[\s-]*)$", re.IGNORECASE)
+_POSSESSIVE = r"(?:'s|’s|')?"
+_APPOSITION = re.compile(r"^\s*,\s*(?:the|his|her|its|who\s+is|who\s+was|now)?\s*$", re.I)
+_COUNTERPART = re.compile(
+    r"\b(?:his|her|their|its)\s+(?:(?P<mod>[A-Z][\w.'’-]*(?:\s+[A-Z][\w.'’-]*)?)\s+)?counterparts?\b")
+_HONORIFIC = re.compile(rf"\b(?:{'|'.join(HONORIFICS)})\.?\s+$", re.IGNORECASE)
+
+NerSpan = tuple[int, int, str]  # start, end, label
+
+
+@dataclass(frozen=True)
+class _Name:
+    start: int
+    end: int
+    text: str
+    target: AliasTarget
+
+
+def extract_mentions(text: str, sentences: Sequence[tuple[int, int]], ner: Sequence[NerSpan],
+                     gaz: Gazetteer, on: date) -> tuple[Mention, ...]:
+    """Every entity mention in ``text``, judged on the date ``on``."""
+    starts = [s for s, _ in sentences] or [0]
+
+    def sent(pos: int) -> int:
+        return max(0, bisect.bisect_right(starts, pos) - 1)
+
+    names = _find_names(text, gaz)
+    # A surname alone counts anywhere once the full name appears anywhere in the text.
+    full_seen = {n.target.ref for n in names if n.target.kind == "entity"}
+    mentions: list[Mention] = []
+    claimed: list[tuple[int, int]] = []
+    for n in names:
+        m = _mention_for_name(text, n, gaz, on, ner, full_seen, sent)
+        if m is not None:
+            mentions.append(m)
+            claimed.append((m.start, m.end))
+    for start, end, label in ner:
+        if any(s < end and start < e for s, e in claimed):
+            continue
+        surface = text[start:end]
+        mentions.append(Mention(surface, start, end, label, sent(start), _strip_possessive(surface),
+                                country=_country_of(surface, gaz)))
+    mentions.sort(key=lambda m: m.start)
+    mentions = _apply_titles(text, mentions, gaz, on, sent)
+    mentions.extend(_counterparts(text, mentions, gaz, sent))
+    mentions.sort(key=lambda m: (m.start, m.end))
+    return tuple(mentions)
+
+
+def _strip_possessive(text: str) -> str:
+    return re.sub(r"(?:'s|’s|')$", "", text)
+
+
+def _country_of(surface: str, gaz: Gazetteer) -> str | None:
+    for target in gaz.targets(_strip_possessive(surface)):
+        if target.kind in ("country", "demonym"):
+            return target.ref
+    return None
+
+
+def _find_names(text: str, gaz: Gazetteer) -> list[_Name]:
+    """Alias matches, longest first, without overlaps."""
+    found: list[_Name] = []
+    for pattern in (gaz.names_ci, gaz.names_cs):
+        if pattern is None:
+            continue
+        for m in pattern.finditer(text):
+            targets = gaz.targets(m.group(0))
+            if targets:
+                found.append(_Name(m.start(), m.end(), m.group(0), targets[0]))
+    found.sort(key=lambda n: (-(n.end - n.start), n.start))
+    kept: list[_Name] = []
+    for n in found:
+        if not any(k.start < n.end and n.start < k.end for k in kept):
+            kept.append(n)
+    return sorted(kept, key=lambda n: n.start)
+
+
+def _roles_on(gaz: Gazetteer, entity_id: str, on: date) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(r.role for r in gaz.entities[entity_id].roles if r.active_on(on)))
+
+
+def _mention_for_name(text: str, n: _Name, gaz: Gazetteer, on: date, ner: Sequence[NerSpan],
+                      full_seen: set[str], sent: object) -> Mention | None:
+    assert callable(sent)
+    kind, ref = n.target.kind, n.target.ref
+    if kind in ("country", "demonym"):
+        label = "GPE" if kind == "country" else "NORP"
+        name = gaz.countries[ref].name
+        return Mention(n.text, n.start, n.end, label, sent(n.start), name,
+                       id=f"country:{ref.lower()}", country=ref, source="gazetteer")
+    entity = gaz.entities[ref]
+    if kind == "surname" and not _surname_in_context(text, n, ner, entity.id, full_seen):
+        return None
+    start, end = n.start, n.end
+    if kind == "surname":
+        # Widen to spaCy's PERSON span ("Lloyd J. Austin") when it ends on this surname.
+        for s, e, label in ner:
+            if label == "PERSON" and s <= start and end <= e:
+                start, end = s, e
+    return Mention(text[start:end], start, end, entity.label, sent(start), entity.name,
+                   id=entity.id, country=entity.country, roles=_roles_on(gaz, entity.id, on),
+                   source="gazetteer")
+
+
+def _surname_in_context(text: str, n: _Name, ner: Sequence[NerSpan], entity_id: str,
+                        full_seen: set[str]) -> bool:
+    """A bare surname names the person only when the text says it is a person."""
+    if entity_id in full_seen:
+        return True
+    if _HONORIFIC.search(text[max(0, n.start - 20):n.start]):
+        return True
+    for s, e, label in ner:
+        if s <= n.start and n.end <= e:
+            return label == "PERSON"
+    return False
+
+
+@dataclass(frozen=True)
+class _Title:
+    start: int  # including a country modifier before the title
+    end: int
+    title_start: int
+    roles: tuple[str, ...]
+    country: str | None
+    holder: bool  # False for "former", "deputy", ...
+
+
+def _find_titles(text: str, gaz: Gazetteer) -> list[_Title]:
+    if gaz.titles is None:
+        return []
+    out = []
+    for m in gaz.titles.finditer(text):
+        folded = fold(m.group(0))
+        roles = gaz.title_roles.get(folded, ())
+        start, country = m.start(), gaz.implied.get(folded)
+        before = text[max(0, m.start() - 60):m.start()]
+        mod = _modifier_before(before, gaz)
+        if mod is not None:
+            length, code = mod
+            start, country = m.start() - length, code
+        after = re.match(r"\s+(?:of|for)\s+(?:the\s+)?", text[m.end():])
+        end = m.end()
+        if after and gaz.country_words is not None:
+            cm = gaz.country_words.match(text, m.end() + after.end())
+            if cm and (code := _country_of(cm.group(0), gaz)):
+                country, end = code, cm.end()
+        holder = not _NOT_HOLDER.search(text[max(0, start - 30):start]) and not _NOT_HOLDER.search(
+            text[max(0, m.start() - 30):m.start()])
+        out.append(_Title(start, end, m.start(), roles, country, holder))
+    return out
+
+
+def _modifier_before(before: str, gaz: Gazetteer) -> tuple[int, str] | None:
+    """A country word right before a title: ("Russian ", RU) or ("Germany's ", DE)."""
+    if gaz.country_words is None:
+        return None
+    best = None
+    for m in gaz.country_words.finditer(before):
+        rest = before[m.end():]
+        if re.fullmatch(rf"{_POSSESSIVE}\s+(?:acting\s+|new\s+|then-?\s*|former\s+|top\s+)?", rest,
+                        re.IGNORECASE):
+            code = _country_of(m.group(0), gaz)
+            if code:
+                best = (len(before) - m.start(), code)
+    return best
+
+
+def _apply_titles(text: str, mentions: list[Mention], gaz: Gazetteer, on: date,
+                  sent: object) -> list[Mention]:
+    assert callable(sent)
+    people = [i for i, m in enumerate(mentions) if m.label == "PERSON"]
+    out = list(mentions)
+    for t in _find_titles(text, gaz):
+        holder = _holder_index(text, out, people, t)
+        if holder is not None:
+            person = out[holder]
+            if t.holder:
+                roles = tuple(dict.fromkeys((*person.roles, *t.roles)))
+                out[holder] = replace(person, roles=roles, country=t.country or person.country)
+            elif person.source != "gazetteer":
+                out[holder] = replace(person, country=t.country or person.country)
+            continue
+        if t.holder:
+            out.append(Mention(text[t.start:t.end], t.start, t.end, "PERSON", sent(t.start),
+                               text[t.start:t.end], country=t.country, roles=t.roles,
+                               source="title"))
+    # Titles shadow the country words inside them ("Russian" in "Russian Defence Minister").
+    titled = [(m.start, m.end) for m in out if m.source == "title"]
+    return [m for m in out if m.source == "title" or m.label not in ("GPE", "NORP")
+            or not any(s <= m.start and m.end <= e for s, e in titled)]
+
+
+def _holder_index(text: str, mentions: list[Mention], people: list[int], t: _Title) -> int | None:
+    for i in people:
+        m = mentions[i]
+        gap = text[t.end:m.start]
+        if m.start >= t.end and len(gap) <= 3 and re.fullmatch(r"[\s,]*", gap):
+            return i
+    for i in people:
+        m = mentions[i]
+        if m.end <= t.start and _APPOSITION.match(text[m.end:t.start]):
+            return i
+    return None
+
+
+def _counterparts(text: str, mentions: list[Mention], gaz: Gazetteer,
+                  sent: object) -> list[Mention]:
+    """"X met his Russian counterpart": the counterpart holds X's role, for Russia."""
+    assert callable(sent)
+    out = []
+    for m in _COUNTERPART.finditer(text):
+        s = sent(m.start())
+        holders = [x for x in mentions if x.sent == s and x.roles and x.start < m.start()]
+        if not holders:
+            continue
+        country = _country_of(m.group("mod"), gaz) if m.group("mod") else None
+        after = re.match(r"\s*,?\s*", text[m.end():])
+        named = next((x for x in mentions if after and x.label == "PERSON"
+                      and x.start == m.end() + after.end()), None)
+        if named is not None:
+            continue  # a named counterpart: its own mention carries it (roles added below)
+        out.append(Mention(m.group(0), m.start(), m.end(), "PERSON", s, m.group(0),
+                           country=country, roles=holders[-1].roles, source="title"))
+    return out

@@ -1,0 +1,88 @@
+"""The ``email`` channel: one message per alert over SMTP (aiosmtplib)."""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from pathlib import Path
+from typing import Literal
+
+import aiosmtplib
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+from ingest.errors import DeliveryError
+from ingest.model import Alert
+from ingest.notify.base import ChannelContext
+from ingest.notify.render import html_body, subject, text_body
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    type: Literal["email"]
+    host: str
+    port: int | None = None  # default: 465 for tls, 587 for starttls, 25 for none
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    username: str | None = None
+    password: SecretStr | None = None
+    password_file: Path | None = None
+    sender: str = Field(alias="from")
+    to: list[str] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _one_password(self) -> Settings:
+        if self.password is not None and self.password_file is not None:
+            raise ValueError("set password or password_file, not both")
+        return self
+
+    @property
+    def effective_port(self) -> int:
+        return self.port or {"tls": 465, "starttls": 587, "none": 25}[self.security]
+
+    def secret(self) -> str | None:
+        if self.password_file is not None:
+            return self.password_file.read_text(encoding="utf-8").strip()
+        return self.password.get_secret_value() if self.password else None
+
+
+def build_message(alert: Alert, sender: str, to: list[str]) -> EmailMessage:
+    """The alert as a multipart/alternative message (plain text and HTML)."""
+    msg = EmailMessage()
+    msg["Subject"] = subject(alert)
+    msg["From"] = sender
+    msg["To"] = ", ".join(to)
+    msg["Date"] = formatdate(localtime=False)
+    msg["Message-ID"] = make_msgid(idstring=alert.id[:16], domain="ingest.local")
+    msg["X-Ingest-Alert-Id"] = alert.id
+    msg.set_content(text_body(alert))
+    msg.add_alternative(html_body(alert), subtype="html")
+    return msg
+
+
+class EmailNotifier:
+    def __init__(self, name: str, settings: Settings, timeout_s: float) -> None:
+        self.name = name
+        self._settings = settings
+        self._timeout = timeout_s
+
+    async def send(self, alert: Alert) -> str:
+        s = self._settings
+        message = build_message(alert, s.sender, s.to)
+        try:
+            errors, reply = await aiosmtplib.send(
+                message, hostname=s.host, port=s.effective_port,
+                use_tls=s.security == "tls", start_tls=s.security == "starttls",
+                username=s.username, password=s.secret(), timeout=self._timeout)
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            permanent = isinstance(exc, aiosmtplib.SMTPResponseException) and 500 <= exc.code < 600
+            raise DeliveryError(self.name, f"SMTP {s.host}:{s.effective_port}: {exc}",
+                                permanent=permanent) from exc
+        if errors:
+            raise DeliveryError(self.name, f"recipients refused: {sorted(errors)}")
+        return f"SMTP {reply}"
+
+    async def aclose(self) -> None:
+        return None
+
+
+def build(name: str, settings: Settings, ctx: ChannelContext) -> EmailNotifier:
+    return EmailNotifier(name, settings, ctx.timeout_s)

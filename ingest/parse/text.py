@@ -1,0 +1,42 @@
+"""HTML fragments from feeds turned into clean plain text."""
+
+from __future__ import annotations
+
+import re
+import warnings
+
+from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning
+
+_DROP = ("script", "style", "noscript", "iframe", "object", "template")
+_BLOCK = ("p", "div", "br", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6",
+          "blockquote", "tr", "table", "section", "article", "figure", "figcaption")
+_SPACES = re.compile(r"[ \t\u00a0\u2009\u200a\u202f]+")
+_BLANKS = re.compile(r"\n\s*\n+")
+_LOOKS_HTML = re.compile(r"<[a-zA-Z!/]|&[#a-zA-Z0-9]+;")
+
+
+def html_to_text(fragment: str) -> str:
+    """Plain text of an HTML fragment: tags gone, entities decoded, paragraphs kept.
+
+    Block elements become paragraph breaks; runs of spaces collapse; scripts and
+    styles are dropped with their content.
+    """
+    if not fragment:
+        return ""
+    if not _LOOKS_HTML.search(fragment):
+        return normalise_space(fragment)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MarkupResemblesLocatorWarning)
+        soup = BeautifulSoup(fragment, "html.parser")
+    for tag in soup(_DROP):
+        tag.decompose()
+    for tag in soup(_BLOCK):
+        tag.insert_before("\n\n")
+        tag.insert_after("\n\n")
+    return normalise_space(soup.get_text())
+
+
+def normalise_space(text: str) -> str:
+    """Collapse spaces within lines and blank-line runs into one paragraph break."""
+    lines = [_SPACES.sub(" ", line).strip() for line in text.replace("\r", "").split("\n")]
+    return _BLANKS.sub("\n\n", "\n".join(lines)).strip()

@@ -1,0 +1,96 @@
+"""The rule file format (the product's contract with analysts), as pydantic models.
+
+See README.md, "Writing rules".  Keys are never renamed; new ones are added.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Severity = Literal["info", "low", "medium", "high", "critical"]
+SEVERITIES: tuple[str, ...] = ("info", "low", "medium", "high", "critical")
+LEAF_KEYS = ("entity", "keyword", "lemma", "phrase", "regex", "source")
+BRANCH_KEYS = ("all", "any", "not")
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def _as_list(value: object) -> object:
+    return [value] if isinstance(value, str) else value
+
+
+class EntitySpec(_Spec):
+    """``entity:`` leaf: mentions filtered by label/name/id/role/country, at least ``min``."""
+
+    label: list[str] = []
+    name: list[str] = []
+    id: list[str] = []
+    role: list[str] = []
+    country: list[str] = []
+    min: int = Field(1, ge=1)
+    distinct: Literal["name", "id", "country"] | None = None
+
+    _lists = field_validator("label", "name", "id", "role", "country", mode="before")(
+        classmethod(lambda cls, v: _as_list(v)))
+
+
+class NodeSpec(_Spec):
+    """One node of a ``when`` tree: exactly one of the branch or leaf keys."""
+
+    all: list[NodeSpec] | None = None
+    any: list[NodeSpec] | None = None
+    not_: NodeSpec | None = Field(None, alias="not")
+    entity: EntitySpec | None = None
+    keyword: list[str] | None = None
+    lemma: list[str] | None = None
+    phrase: list[str] | None = None
+    regex: list[str] | None = None
+    source: list[str] | None = None
+
+    _lists = field_validator("keyword", "lemma", "phrase", "regex", "source", mode="before")(
+        classmethod(lambda cls, v: _as_list(v)))
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> NodeSpec:
+        present = [k for k in (*BRANCH_KEYS, *LEAF_KEYS)
+                   if getattr(self, "not_" if k == "not" else k) is not None]
+        if len(present) != 1:
+            keys = ", ".join((*BRANCH_KEYS, *LEAF_KEYS))
+            found = ", ".join(present) or "none"
+            raise ValueError(f"a condition needs exactly one of {keys} (found: {found})")
+        for key in ("all", "any", "keyword", "lemma", "phrase", "regex", "source"):
+            value = getattr(self, key)
+            if value is not None and len(value) == 0:
+                raise ValueError(f"`{key}` must not be empty")
+        return self
+
+
+class Example(_Spec):
+    text: str
+    date: dt.date | None = None
+
+
+class ExamplesSpec(_Spec):
+    """Texts the rule must (``match``) and must not (``no_match``) fire on."""
+
+    match: list[str | Example] = []
+    no_match: list[str | Example] = []
+    date: dt.date | None = None  # the publication date examples are judged on (default: today)
+
+
+class RuleSpec(_Spec):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    title: str
+    description: str = ""
+    severity: Severity = "medium"
+    tags: list[str] = []
+    when: NodeSpec
+    scope: Literal["sentence", "document"] = "document"
+    notify: list[str] = []
+    enabled: bool = True
+    examples: ExamplesSpec = ExamplesSpec()

@@ -1,0 +1,154 @@
+"""Wiring: the running service's parts, built from a Settings object, and one cycle.
+
+Build order is chosen so that nothing is half-started: user files (rules,
+gazetteer) are validated first, then the NLP model is loaded, then the database
+is opened.  Any failure before the end closes what was opened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import httpx
+import structlog
+
+from ingest.config import Settings
+from ingest.fetch.client import Fetcher, make_http_client
+from ingest.model import Alert
+from ingest.nlp.gazetteer import Gazetteer, load_gazetteer
+from ingest.nlp.pipeline import Analyzer, load_model
+from ingest.nlp.runner import NlpRunner
+from ingest.notify.base import ChannelContext, Notifier
+from ingest.notify.registry import build_notifier
+from ingest.rules.load import RuleSet, load_rules
+from ingest.service.deliver import deliver_pending
+from ingest.service.process import process_entries
+from ingest.service.refresh import RefreshOutcome, refresh_feed
+from ingest.store.base import Store
+from ingest.store.sql import open_store
+
+log = structlog.get_logger("ingest.app")
+
+FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class CycleReport:
+    """What one cycle did, for the CLI and tests."""
+
+    polled: int = 0
+    not_modified: int = 0
+    errors: dict[str, str] = field(default_factory=dict)
+    new_entries: int = 0
+    processed: int = 0
+    alerts: list[Alert] = field(default_factory=list)
+    delivered: int = 0
+    failed_deliveries: int = 0
+
+
+def load_rule_files(settings: Settings) -> tuple[Gazetteer, RuleSet]:
+    """The gazetteer and the rule set named by the settings (raises RuleError)."""
+    gaz = load_gazetteer(settings.gazetteer_path)
+    rules = load_rules([settings.rules_dir], gaz)
+    for rule in rules.rules:
+        unknown = [c for c in rule.spec.notify if c not in settings.channels]
+        if unknown and settings.channels:
+            log.warning("rule.unknown_channels", rule_id=rule.id, file=rule.file,
+                        line=rule.line, channels=unknown,
+                        using=list(settings.channels_for(tuple(rule.spec.notify))))
+    return gaz, rules
+
+
+class App:
+    """The service's parts.  Use ``await App.start(settings)`` and ``await app.close()``."""
+
+    def __init__(self, settings: Settings, store: Store, runner: NlpRunner, rules: RuleSet,
+                 fetch_http: httpx.AsyncClient, send_http: httpx.AsyncClient,
+                 notifiers: dict[str, Notifier], clock: Callable[[], datetime]) -> None:
+        self.settings = settings
+        self.store = store
+        self.runner = runner
+        self.rules = rules
+        self.fetcher = Fetcher(fetch_http, settings.polling.max_body_bytes,
+                               settings.polling.timeout)
+        self._http = (fetch_http, send_http)
+        self.notifiers = notifiers
+        self.clock = clock
+
+    @classmethod
+    async def start(cls, settings: Settings, *, analyzer: Analyzer | None = None,
+                    clock: Callable[[], datetime] = utc_now) -> App:
+        gaz, rules = load_rule_files(settings)
+        feeds = settings.all_feeds()
+        if analyzer is None:
+            analyzer = Analyzer(await asyncio.to_thread(load_model, settings.nlp.model), gaz,
+                                settings.nlp.batch_size)
+        else:
+            analyzer = Analyzer(analyzer.nlp, gaz, settings.nlp.batch_size)
+        runner = NlpRunner(analyzer)
+        store = open_store(settings.database_url)
+        fetch_http = make_http_client(settings.polling)
+        send_http = httpx.AsyncClient(headers={"User-Agent": settings.polling.user_agent})
+        try:
+            await store.init()
+            await store.sync_feeds(feeds, clock())
+            ctx = ChannelContext(send_http, settings.delivery.timeout)
+            notifiers = {name: build_notifier(name, ch, ctx)
+                         for name, ch in settings.channels.items()}
+        except BaseException:
+            runner.close()
+            await fetch_http.aclose()
+            await send_http.aclose()
+            await store.close()
+            raise
+        log.info("app.started", feeds=len(feeds), rules=len(rules),
+                 channels=list(settings.channels), database=settings.database_url.split("@")[-1])
+        return cls(settings, store, runner, rules, fetch_http, send_http, notifiers, clock)
+
+    async def close(self) -> None:
+        for notifier in self.notifiers.values():
+            await notifier.aclose()
+        for client in self._http:
+            await client.aclose()
+        self.runner.close()
+        await self.store.close()
+
+    async def run_cycle(self, *, force: bool = False) -> CycleReport:
+        """Poll due feeds (every enabled feed when ``force``), process, deliver."""
+        report = CycleReport()
+        due = await self.store.due_feeds(FAR_FUTURE if force else self.clock(), limit=100_000)
+        gate = asyncio.Semaphore(self.settings.polling.concurrency)
+
+        async def one(feed_and_state: tuple) -> RefreshOutcome:
+            feed, state = feed_and_state
+            async with gate:
+                return await refresh_feed(feed, state, fetcher=self.fetcher, store=self.store,
+                                          default_interval_s=self.settings.polling.interval,
+                                          clock=self.clock)
+
+        for outcome in await asyncio.gather(*(one(d) for d in due)):
+            report.polled += 1
+            report.new_entries += len(outcome.new_entries)
+            if outcome.status == "not-modified":
+                report.not_modified += 1
+            elif outcome.status == "error" and outcome.error:
+                report.errors[outcome.feed_id] = outcome.error
+        while batch := await self.store.unprocessed_entries(limit=500):
+            report.alerts += await process_entries(
+                batch, runner=self.runner, rules=self.rules, store=self.store,
+                settings=self.settings, clock=self.clock)
+            report.processed += len(batch)
+        report.delivered, report.failed_deliveries = await deliver_pending(
+            self.store, self.notifiers, max_attempts=self.settings.delivery.max_attempts,
+            clock=self.clock)
+        log.info("cycle.done", polled=report.polled, errors=len(report.errors),
+                 new_entries=report.new_entries, alerts=len(report.alerts),
+                 delivered=report.delivered, failed=report.failed_deliveries)
+        return report

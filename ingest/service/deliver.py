@@ -1,0 +1,52 @@
+"""Delivering pending alerts to their channels and recording each outcome."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from datetime import datetime
+
+import structlog
+
+from ingest.errors import DeliveryError
+from ingest.notify.base import Notifier
+from ingest.store.base import PendingDelivery, Store
+
+log = structlog.get_logger("ingest.deliver")
+
+
+async def deliver_pending(store: Store, notifiers: Mapping[str, Notifier], *, max_attempts: int,
+                          clock: Callable[[], datetime], limit: int = 500) -> tuple[int, int]:
+    """Attempt every pending delivery once; return (delivered, failed)."""
+    pending = await store.pending_deliveries(max_attempts, limit)
+    results = await asyncio.gather(*(_deliver_one(store, notifiers, d, max_attempts, clock)
+                                     for d in pending))
+    delivered = sum(results)
+    return delivered, len(results) - delivered
+
+
+async def _deliver_one(store: Store, notifiers: Mapping[str, Notifier], d: PendingDelivery,
+                       max_attempts: int, clock: Callable[[], datetime]) -> bool:
+    dlog = log.bind(alert_id=d.alert.id, rule_id=d.alert.rule_id, channel=d.channel,
+                    attempt=d.attempts + 1)
+    notifier = notifiers.get(d.channel)
+    if notifier is None:
+        await store.record_delivery(d.id, ok=False, now=clock(), dead=True,
+                                    detail=f"channel {d.channel!r} is no longer configured")
+        dlog.error("delivery.dead", error="channel not configured")
+        return False
+    try:
+        receipt = await notifier.send(d.alert)
+    except DeliveryError as exc:
+        dead = exc.permanent or d.attempts + 1 >= max_attempts
+        await store.record_delivery(d.id, ok=False, detail=str(exc), now=clock(), dead=dead)
+        dlog.warning("delivery.failed", error=str(exc), dead=dead)
+        return False
+    except Exception as exc:  # a channel bug must not lose the alert or stop the others
+        await store.record_delivery(d.id, ok=False, now=clock(),
+                                    detail=f"unexpected {type(exc).__name__}: {exc}")
+        dlog.exception("delivery.crashed")
+        return False
+    await store.record_delivery(d.id, ok=True, detail=receipt, now=clock())
+    dlog.info("delivery.done", receipt=receipt)
+    return True

@@ -1,0 +1,76 @@
+"""The daemon: an APScheduler job runs a cycle every tick until a signal stops it.
+
+SIGTERM/SIGINT stop claiming new work; the cycle in flight gets ``grace_s`` to
+finish, then is cancelled.  Cancelling is safe: an entry is marked processed in the
+same transaction as its alerts, and a delivery is marked done only after the
+receiver accepted it, so anything interrupted is simply done again next time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from datetime import datetime
+
+import structlog
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from ingest.service.app import App
+
+log = structlog.get_logger("ingest.scheduler")
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class Daemon:
+    def __init__(self, app: App, grace_s: float = 20.0) -> None:
+        self.app = app
+        self.grace_s = grace_s
+        self.stop = asyncio.Event()
+        self._current: asyncio.Task[object] | None = None
+
+    async def _cycle_job(self) -> None:
+        if self.stop.is_set():
+            return
+        self._current = asyncio.current_task()
+        try:
+            await self.app.run_cycle()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # one bad cycle must never stop the daemon
+            log.exception("cycle.crashed")
+        finally:
+            self._current = None
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in STOP_SIGNALS:
+            loop.add_signal_handler(sig, self._request_stop, sig)
+        scheduler = AsyncIOScheduler(event_loop=loop, timezone="UTC")
+        scheduler.add_job(self._cycle_job, "interval", seconds=self.app.settings.polling.tick,
+                          id="cycle", max_instances=1, coalesce=True,
+                          next_run_time=datetime.now(scheduler.timezone), misfire_grace_time=None)
+        scheduler.start()
+        log.info("daemon.running", tick_s=self.app.settings.polling.tick)
+        try:
+            await self.stop.wait()
+        finally:
+            scheduler.shutdown(wait=False)
+            for sig in STOP_SIGNALS:
+                loop.remove_signal_handler(sig)
+            await self._drain()
+        log.info("daemon.stopped")
+
+    def _request_stop(self, sig: signal.Signals) -> None:
+        log.info("daemon.stopping", signal=sig.name)
+        self.stop.set()
+
+    async def _drain(self) -> None:
+        task = self._current
+        if task is None or task.done():
+            return
+        done, _ = await asyncio.wait({task}, timeout=self.grace_s)
+        if not done:
+            log.warning("daemon.cancel_inflight", grace_s=self.grace_s)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)

@@ -1,0 +1,268 @@
+"""The SQLAlchemy (async) store: SQLite by default, PostgreSQL by URL.
+
+This is the database edge: SQLAlchemy errors become :class:`StorageError` here.
+Datetimes are stored as naive UTC and returned timezone-aware.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from ingest.errors import StorageError
+from ingest.model import Alert, Entry, Feed, FeedState, FetchResult
+from ingest.store import schema as t
+from ingest.store.base import DeliveryRow, FeedRow, PendingDelivery, StoredEntry
+
+_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg",
+            "postgres": "postgresql+asyncpg"}
+
+
+def async_url(url: str) -> str:
+    """``sqlite:///x.db`` -> ``sqlite+aiosqlite:///x.db``; already-async URLs unchanged."""
+    scheme, sep, rest = url.partition("://")
+    return f"{_DRIVERS.get(scheme, scheme)}{sep}{rest}"
+
+
+def _naive(when: datetime | None) -> datetime | None:
+    return when.astimezone(UTC).replace(tzinfo=None) if when is not None else None
+
+
+def _aware(when: datetime | None) -> datetime | None:
+    if when is None:
+        return None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+def alert_to_json(alert: Alert) -> dict[str, Any]:
+    data = dataclasses.asdict(alert)
+    for key in ("published", "created_at"):
+        data[key] = data[key].isoformat() if data[key] else None
+    return data
+
+
+def alert_from_json(data: dict[str, Any]) -> Alert:
+    data = dict(data)
+    for key in ("published", "created_at"):
+        data[key] = datetime.fromisoformat(data[key]) if data.get(key) else None
+    for key in ("tags", "terms", "channels", "entities"):
+        data[key] = tuple(data.get(key) or ())
+    return Alert(**data)
+
+
+class SqlStore:
+    """The :class:`~ingest.store.base.Store` on SQLAlchemy's async engine."""
+
+    def __init__(self, url: str) -> None:
+        self.url = async_url(url)
+        parsed = make_url(self.url)
+        self._dialect = parsed.get_backend_name()
+        if self._dialect == "sqlite" and parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.engine: AsyncEngine = create_async_engine(self.url)
+        except (SQLAlchemyError, ImportError, ValueError) as exc:
+            raise StorageError(f"cannot use database {url!r}: {exc}") from exc
+
+    def _insert(self, table: Any) -> Any:
+        return (postgresql.insert(table) if self._dialect == "postgresql"
+                else sqlite.insert(table))
+
+    @asynccontextmanager
+    async def _tx(self) -> AsyncIterator[AsyncConnection]:
+        try:
+            async with self.engine.begin() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise StorageError(f"database error: {exc.__class__.__name__}: {exc}") from exc
+        except OSError as exc:
+            raise StorageError(f"database unreachable: {exc}") from exc
+
+    async def init(self) -> None:
+        async with self._tx() as conn:
+            if self._dialect == "sqlite":
+                await conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+            await conn.run_sync(t.metadata.create_all)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    # -- feeds --------------------------------------------------------------
+
+    async def sync_feeds(self, feeds: Sequence[Feed], now: datetime) -> None:
+        """Make the feeds table match the configuration; unlisted feeds are disabled."""
+        async with self._tx() as conn:
+            existing = {r.id: r for r in (await conn.execute(select(t.feeds))).all()}
+            for feed in feeds:
+                values = {"url": feed.url, "title": feed.title, "tags": list(feed.tags),
+                          "enabled": feed.enabled, "interval_s": feed.interval_s}
+                row = existing.get(feed.id)
+                if row is None:
+                    await conn.execute(t.feeds.insert().values(
+                        id=feed.id, next_poll_at=_naive(now), error_count=0, entries_seen=0,
+                        **values))
+                    continue
+                if row.url != feed.url:  # a new URL starts with fresh validators
+                    values.update(etag=None, last_modified=None, next_poll_at=_naive(now))
+                await conn.execute(update(t.feeds).where(t.feeds.c.id == feed.id).values(**values))
+            listed = {f.id for f in feeds}
+            gone = [fid for fid in existing if fid not in listed]
+            if gone:
+                await conn.execute(update(t.feeds).where(t.feeds.c.id.in_(gone))
+                                   .values(enabled=False))
+
+    @staticmethod
+    def _feed(row: Any) -> tuple[Feed, FeedState]:
+        feed = Feed(row.id, row.url, row.title, tuple(row.tags or ()), row.interval_s, row.enabled)
+        state = FeedState(row.id, row.url, row.etag, row.last_modified, _aware(row.next_poll_at),
+                          row.error_count, row.last_error)
+        return feed, state
+
+    async def due_feeds(self, now: datetime, limit: int) -> list[tuple[Feed, FeedState]]:
+        query = (select(t.feeds).where(t.feeds.c.enabled.is_(True))
+                 .where((t.feeds.c.next_poll_at.is_(None)) | (t.feeds.c.next_poll_at <= _naive(now)))
+                 .order_by(t.feeds.c.next_poll_at).limit(limit))
+        async with self._tx() as conn:
+            return [self._feed(r) for r in (await conn.execute(query)).all()]
+
+    async def feeds(self) -> list[FeedRow]:
+        async with self._tx() as conn:
+            rows = (await conn.execute(select(t.feeds).order_by(t.feeds.c.id))).all()
+        return [FeedRow(*self._feed(r), _aware(r.last_success_at), _aware(r.last_polled_at),
+                        r.entries_seen) for r in rows]
+
+    async def record_fetch(self, feed_id: str, result: FetchResult, now: datetime,
+                           next_poll_at: datetime, warning: str | None = None) -> None:
+        values: dict[str, Any] = {
+            "last_polled_at": _naive(now), "last_success_at": _naive(now),
+            "next_poll_at": _naive(next_poll_at), "error_count": 0, "last_error": warning}
+        if result.etag or not result.not_modified:
+            values["etag"] = result.etag
+        if result.last_modified or not result.not_modified:
+            values["last_modified"] = result.last_modified
+        async with self._tx() as conn:
+            await conn.execute(update(t.feeds).where(t.feeds.c.id == feed_id).values(**values))
+
+    async def record_fetch_error(self, feed_id: str, error: str, now: datetime,
+                                 next_poll_at: datetime) -> None:
+        async with self._tx() as conn:
+            await conn.execute(update(t.feeds).where(t.feeds.c.id == feed_id).values(
+                last_polled_at=_naive(now), last_error=error[:2000], last_error_at=_naive(now),
+                error_count=t.feeds.c.error_count + 1, next_poll_at=_naive(next_poll_at)))
+
+    # -- entries ------------------------------------------------------------
+
+    async def add_entries(self, entries: Sequence[Entry], now: datetime) -> list[StoredEntry]:
+        """Insert entries never seen before; return only those (with their row ids)."""
+        if not entries:
+            return []
+        unique = list({(e.feed_id, e.key): e for e in entries}.values())
+        rows = [{"feed_id": e.feed_id, "key": e.key, "title": e.title, "link": e.link,
+                 "summary": e.summary, "content": e.content, "published": _naive(e.published),
+                 "guid": e.guid, "fetched_at": _naive(now)} for e in unique]
+        stmt = (self._insert(t.entries).values(rows)
+                .on_conflict_do_nothing(index_elements=["feed_id", "key"])
+                .returning(t.entries.c.id, t.entries.c.feed_id, t.entries.c.key))
+        async with self._tx() as conn:
+            inserted = (await conn.execute(stmt)).all()
+            by_key = {(e.feed_id, e.key): e for e in unique}
+            counts: dict[str, int] = {}
+            for r in inserted:
+                counts[r.feed_id] = counts.get(r.feed_id, 0) + 1
+            for feed_id, n in counts.items():
+                await conn.execute(update(t.feeds).where(t.feeds.c.id == feed_id)
+                                   .values(entries_seen=t.feeds.c.entries_seen + n))
+        return sorted((StoredEntry(r.id, by_key[(r.feed_id, r.key)]) for r in inserted),
+                      key=lambda s: s.id)
+
+    async def unprocessed_entries(self, limit: int) -> list[StoredEntry]:
+        query = (select(t.entries).where(t.entries.c.processed_at.is_(None))
+                 .order_by(t.entries.c.id).limit(limit))
+        async with self._tx() as conn:
+            rows = (await conn.execute(query)).all()
+        return [StoredEntry(r.id, Entry(r.feed_id, r.key, r.title, r.link, r.summary, r.content,
+                                        _aware(r.published), r.guid)) for r in rows]
+
+    async def record_processed(self, entry_id: int, alerts: Sequence[Alert],
+                               now: datetime) -> list[Alert]:
+        """Atomically: write new alerts and their pending deliveries, mark the entry done.
+
+        Returns the alerts that were new (an alert already stored is not returned).
+        """
+        created: list[Alert] = []
+        async with self._tx() as conn:
+            for alert in alerts:
+                stmt = (self._insert(t.alerts).values(
+                    id=alert.id, rule_id=alert.rule_id, entry_id=entry_id, severity=alert.severity,
+                    created_at=_naive(alert.created_at), payload=alert_to_json(alert))
+                    .on_conflict_do_nothing().returning(t.alerts.c.id))
+                if (await conn.execute(stmt)).first() is None:
+                    continue
+                created.append(alert)
+                for channel in alert.channels:
+                    await conn.execute(self._insert(t.deliveries).values(
+                        alert_id=alert.id, channel=channel, state="pending", attempts=0,
+                        created_at=_naive(now), updated_at=_naive(now)).on_conflict_do_nothing())
+            await conn.execute(update(t.entries).where(t.entries.c.id == entry_id)
+                               .values(processed_at=_naive(now)))
+        return created
+
+    # -- deliveries -----------------------------------------------------------
+
+    async def pending_deliveries(self, max_attempts: int, limit: int) -> list[PendingDelivery]:
+        query = (select(t.deliveries.c.id, t.deliveries.c.channel, t.deliveries.c.attempts,
+                        t.alerts.c.payload)
+                 .join(t.alerts, t.alerts.c.id == t.deliveries.c.alert_id)
+                 .where(t.deliveries.c.state.in_(("pending", "failed")))
+                 .where(t.deliveries.c.attempts < max_attempts)
+                 .order_by(t.deliveries.c.id).limit(limit))
+        async with self._tx() as conn:
+            rows = (await conn.execute(query)).all()
+        return [PendingDelivery(r.id, r.channel, r.attempts, alert_from_json(r.payload))
+                for r in rows]
+
+    async def record_delivery(self, delivery_id: int, *, ok: bool, detail: str, now: datetime,
+                              dead: bool = False) -> None:
+        values: dict[str, Any] = {"attempts": t.deliveries.c.attempts + 1,
+                                  "updated_at": _naive(now)}
+        if ok:
+            values.update(state="delivered", receipt=detail[:500], delivered_at=_naive(now))
+        else:
+            values.update(state="dead" if dead else "failed", last_error=detail[:2000])
+        async with self._tx() as conn:
+            await conn.execute(update(t.deliveries).where(t.deliveries.c.id == delivery_id)
+                               .values(**values))
+
+    async def alerts(self, limit: int = 100) -> list[Alert]:
+        query = select(t.alerts.c.payload).order_by(t.alerts.c.created_at.desc(),
+                                                    t.alerts.c.id).limit(limit)
+        async with self._tx() as conn:
+            return [alert_from_json(r.payload) for r in (await conn.execute(query)).all()]
+
+    async def deliveries(self, alert_id: str | None = None) -> list[DeliveryRow]:
+        query = select(t.deliveries).order_by(t.deliveries.c.id)
+        if alert_id is not None:
+            query = query.where(t.deliveries.c.alert_id == alert_id)
+        async with self._tx() as conn:
+            rows = (await conn.execute(query)).all()
+        return [DeliveryRow(r.id, r.alert_id, r.channel, r.state, r.attempts, r.last_error,
+                            r.receipt) for r in rows]
+
+    async def count_entries(self) -> int:
+        async with self._tx() as conn:
+            return int((await conn.execute(select(func.count()).select_from(t.entries))).scalar())
+
+
+def open_store(url: str) -> SqlStore:
+    """The store for a database URL (``sqlite:///…`` or ``postgresql://…``)."""
+    return SqlStore(url)

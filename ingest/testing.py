@@ -1,0 +1,211 @@
+"""Real loopback servers for tests, the demo and benchmarks.
+
+* :class:`FeedServer` serves feed documents over HTTP with ETag/304 support, and can
+  be told to fail, stall or serve garbage on a path;
+* :class:`WebhookReceiver` records POSTed alerts and can answer with any status;
+* :class:`SmtpSink` is an aiosmtpd SMTP server that keeps every message.
+
+All bind 127.0.0.1 on a free port and run in background threads, so they work
+from synchronous and asynchronous code alike.  Use them as context managers.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import hashlib
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.controller import Controller
+
+LOOPBACK = "127.0.0.1"
+
+
+@dataclass
+class Route:
+    """What :class:`FeedServer` answers on one path."""
+
+    body: bytes = b""
+    content_type: str = "application/rss+xml; charset=utf-8"
+    status: int = 200
+    delay_s: float = 0.0  # wait before answering (to provoke timeouts)
+    etag: bool = True  # send an ETag and answer If-None-Match with 304
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class _LoopbackServer:
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self._httpd = _Server((LOOPBACK, 0), handler)
+        self._httpd.owner = self  # type: ignore[attr-defined]
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self._httpd.server_address[1])
+
+    def url(self, path: str = "/") -> str:
+        return f"http://{LOOPBACK}:{self.port}{path}"
+
+    def start(self) -> Any:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def __enter__(self) -> Any:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class _FeedHandler(BaseHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        return None
+
+    def do_GET(self) -> None:
+        server: FeedServer = self.server.owner  # type: ignore[attr-defined]
+        path = self.path.split("?", 1)[0]
+        server.requests.append((path, dict(self.headers.items())))
+        route = server.routes.get(path)
+        if route is None:
+            self.send_error(404)
+            return
+        if route.delay_s:
+            time.sleep(route.delay_s)
+        tag = f'"{hashlib.sha1(route.body).hexdigest()[:16]}"'
+        if route.status == 200 and route.etag and self.headers.get("If-None-Match") == tag:
+            self.send_response(304)
+            self.send_header("ETag", tag)
+            self.end_headers()
+            return
+        self.send_response(route.status)
+        self.send_header("Content-Type", route.content_type)
+        self.send_header("Content-Length", str(len(route.body)))
+        if route.etag and route.status == 200:
+            self.send_header("ETag", tag)
+        self.end_headers()
+        try:
+            self.wfile.write(route.body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+
+class FeedServer(_LoopbackServer):
+    """An HTTP server of feed documents.  ``routes`` may be changed while it runs."""
+
+    def __init__(self, routes: dict[str, Route] | None = None) -> None:
+        super().__init__(_FeedHandler)
+        self.routes: dict[str, Route] = dict(routes or {})
+        self.requests: list[tuple[str, dict[str, str]]] = []
+
+    def serve_dir(self, folder: Path, prefix: str = "/") -> dict[str, str]:
+        """Serve every file in ``folder``; return {file name: URL}."""
+        urls = {}
+        for path in sorted(folder.iterdir()):
+            if path.is_file():
+                kind = ("application/atom+xml" if path.suffix == ".atom"
+                        else "application/rss+xml")
+                self.routes[prefix + path.name] = Route(path.read_bytes(), kind + "; charset=utf-8")
+                urls[path.name] = self.url(prefix + path.name)
+        return urls
+
+    def hits(self, path: str) -> int:
+        return sum(1 for p, _ in self.requests if p == path)
+
+
+@dataclass
+class ReceivedRequest:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+class _WebhookHandler(BaseHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        return None
+
+    def do_POST(self) -> None:
+        server: WebhookReceiver = self.server.owner  # type: ignore[attr-defined]
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length)
+        status = server.statuses.pop(0) if server.statuses else server.status
+        if status < 300:
+            server.received.append(ReceivedRequest(self.path, dict(self.headers.items()), body))
+        else:
+            server.rejected.append(ReceivedRequest(self.path, dict(self.headers.items()), body))
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain")
+        self.end_headers()
+        self.wfile.write(b"ok" if status < 300 else b"rejected")
+
+
+class WebhookReceiver(_LoopbackServer):
+    """Records POSTs.  Answers ``status`` (default 200), or the next of ``statuses``."""
+
+    def __init__(self, status: int = 200) -> None:
+        super().__init__(_WebhookHandler)
+        self.status = status
+        self.statuses: list[int] = []
+        self.received: list[ReceivedRequest] = []
+        self.rejected: list[ReceivedRequest] = []
+
+
+@dataclass
+class _SinkHandler:
+    messages: list[EmailMessage] = field(default_factory=list)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        self.messages.append(message)  # type: ignore[arg-type]
+        return "250 Message accepted for delivery"
+
+
+def free_port() -> int:
+    """A TCP port on loopback that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        return int(sock.getsockname()[1])
+
+
+class SmtpSink:
+    """An aiosmtpd SMTP server on loopback that keeps every message it accepts."""
+
+    def __init__(self) -> None:
+        self._handler = _SinkHandler()
+        # aiosmtpd's controller cannot bind port 0 itself: ask the kernel for a free port.
+        self._controller = Controller(self._handler, hostname=LOOPBACK, port=free_port())
+
+    @property
+    def messages(self) -> list[EmailMessage]:
+        return self._handler.messages
+
+    @property
+    def port(self) -> int:
+        return int(self._controller.port)
+
+    def start(self) -> SmtpSink:
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        self._controller.stop()
+
+    def __enter__(self) -> SmtpSink:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
