@@ -1,0 +1,171 @@
+"""The whole path on loopback: feed server -> fetch -> parse -> NLP -> rules -> SQLite -> channels."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from conftest import REPO
+
+from ingest.config import Settings
+from ingest.nlp.pipeline import Analyzer
+from ingest.notify.signing import HEADER, verify
+from ingest.service.app import App
+from ingest.store.sql import SqlStore
+from ingest.testing import FeedServer, Route, SmtpSink, WebhookReceiver
+
+SECRET = "test-secret"
+EXPECTED = {
+    ("missile-deployment", "world-wire"),
+    ("defence-minister-contact", "defence-desk"),
+}
+
+
+def settings_for(tmp_path: Path, feeds: list[dict[str, Any]], hook: WebhookReceiver,
+                 smtp: SmtpSink | None = None, **extra: Any) -> Settings:
+    channels: dict[str, Any] = {
+        "ops-webhook": {"type": "webhook", "url": hook.url("/hook"), "secret": SECRET}}
+    if smtp is not None:
+        channels["analysts-email"] = {"type": "email", "host": "127.0.0.1", "port": smtp.port,
+                                      "security": "none", "from": "ingest@localhost",
+                                      "to": ["desk@localhost"]}
+    return Settings.model_validate({
+        "database_url": f"sqlite:///{tmp_path / 'ingest.db'}",
+        "rules_dir": str(REPO / "rules"),
+        "feeds": feeds,
+        "channels": channels,
+        "polling": {"timeout": 2, "connect_timeout": 2},
+        "delivery": {"timeout": 5},
+        **extra,
+    })
+
+
+def seed_feeds(server: FeedServer) -> list[dict[str, Any]]:
+    urls = server.serve_dir(REPO / "seeds" / "feeds")
+    return [{"id": Path(name).stem, "url": url} for name, url in urls.items()]
+
+
+async def test_sample_feeds_alert_exactly_twice(tmp_path: Path, analyzer: Analyzer,
+                                                feed_server: FeedServer,
+                                                webhook: WebhookReceiver,
+                                                smtp_sink: SmtpSink) -> None:
+    """The two sample stories alert by webhook and email; the ordinary ones do not."""
+    settings = settings_for(tmp_path, seed_feeds(feed_server), webhook, smtp_sink)
+    app = await App.start(settings, analyzer=analyzer)
+    try:
+        report = await app.run_cycle(force=True)
+    finally:
+        await app.close()
+    assert {(a.rule_id, a.feed_id) for a in report.alerts} == EXPECTED
+    assert report.new_entries >= 14
+    payloads = [json.loads(r.body) for r in webhook.received]
+    assert {(p["rule"]["id"], p["entry"]["feed"]) for p in payloads} == EXPECTED
+    for r in webhook.received:
+        assert verify(SECRET, r.headers[HEADER], r.body, time.time())
+        assert r.headers["Idempotency-Key"] == json.loads(r.body)["alert_id"]
+    subjects = sorted(str(m["Subject"]) for m in smtp_sink.messages)
+    assert len(subjects) == 2 and all(s.startswith("[HIGH]") for s in subjects)
+
+
+async def test_repoll_and_restart_never_repeat(tmp_path: Path, analyzer: Analyzer,
+                                               feed_server: FeedServer,
+                                               webhook: WebhookReceiver) -> None:
+    """A second cycle gets 304s; a restarted service on the same database sends nothing new."""
+    settings = settings_for(tmp_path, seed_feeds(feed_server), webhook)
+    app = await App.start(settings, analyzer=analyzer)
+    try:
+        first = await app.run_cycle(force=True)
+        second = await app.run_cycle(force=True)
+    finally:
+        await app.close()
+    assert len(first.alerts) == 2
+    assert second.not_modified == 2 and second.processed == 0 and not second.alerts
+    # Restart: a new process on the same SQLite file, and the feeds now change their ETag.
+    for route in feed_server.routes.values():
+        route.body = route.body.replace(b"Sample", b"Sample ")
+    app = await App.start(settings, analyzer=analyzer)
+    try:
+        third = await app.run_cycle(force=True)
+    finally:
+        await app.close()
+    assert third.polled == 2 and third.not_modified == 0
+    assert third.new_entries == 0 and third.processed == 0 and not third.alerts
+    assert len(webhook.received) == 2
+
+
+async def test_broken_feeds_are_recorded_and_others_carry_on(
+        tmp_path: Path, analyzer: Analyzer, feed_server: FeedServer,
+        webhook: WebhookReceiver) -> None:
+    """A 500, a malformed document, an HTML page and a timeout land on their feed rows."""
+    feeds = seed_feeds(feed_server)
+    feed_server.routes["/err"] = Route(b"oops", status=500)
+    feed_server.routes["/garbage"] = Route(b"\x00\x01 not a feed at all", content_type="text/plain")
+    feed_server.routes["/page"] = Route(b"<!DOCTYPE html><html><body>Hi</body></html>",
+                                        content_type="text/html")
+    feed_server.routes["/slow"] = Route(b"<rss/>", delay_s=5)
+    feeds += [{"id": name, "url": feed_server.url(f"/{name}")}
+              for name in ("err", "garbage", "page", "slow")]
+    settings = settings_for(tmp_path, feeds, webhook)
+    app = await App.start(settings, analyzer=analyzer)
+    try:
+        report = await app.run_cycle(force=True)
+        rows = {r.feed.id: r for r in await app.store.feeds()}
+    finally:
+        await app.close()
+    assert {(a.rule_id, a.feed_id) for a in report.alerts} == EXPECTED
+    assert set(report.errors) == {"err", "garbage", "page", "slow"}
+    assert "HTTP 500" in (rows["err"].state.last_error or "")
+    assert "HTML page" in (rows["page"].state.last_error or "")
+    assert "timed out" in (rows["slow"].state.last_error or "")
+    assert all(rows[f].state.error_count == 1 for f in report.errors)
+    assert rows["world-wire"].state.error_count == 0 and rows["world-wire"].entries_seen >= 9
+
+
+async def test_failed_delivery_is_kept_and_retried(tmp_path: Path, analyzer: Analyzer,
+                                                   feed_server: FeedServer,
+                                                   webhook: WebhookReceiver) -> None:
+    """A receiver that fails leaves the delivery recorded as failed; the next cycle delivers it."""
+    webhook.status = 503
+    settings = settings_for(tmp_path, seed_feeds(feed_server), webhook)
+    app = await App.start(settings, analyzer=analyzer)
+    try:
+        first = await app.run_cycle(force=True)
+        failed = await app.store.deliveries()
+        webhook.status = 200
+        second = await app.run_cycle(force=True)
+        after = await app.store.deliveries()
+    finally:
+        await app.close()
+    assert first.failed_deliveries == 2 and len(webhook.rejected) == 2
+    assert {d.state for d in failed} == {"failed"}
+    assert all("503" in (d.last_error or "") for d in failed)
+    assert second.delivered == 2 and {d.state for d in after} == {"delivered"}
+    assert {json.loads(r.body)["alert_id"] for r in webhook.received} == \
+        {d.alert_id for d in after}
+
+
+async def test_unprocessed_entries_are_resumed(tmp_path: Path, analyzer: Analyzer,
+                                               feed_server: FeedServer,
+                                               webhook: WebhookReceiver) -> None:
+    """Entries stored before a crash, never processed, are processed on the next start."""
+    settings = settings_for(tmp_path, seed_feeds(feed_server), webhook)
+    app = await App.start(settings, analyzer=analyzer)
+    try:
+        await app.run_cycle(force=True)
+    finally:
+        await app.close()
+    # Simulate a crash after storing entries but before processing: clear processed_at.
+    store = SqlStore(settings.database_url)
+    async with store.engine.begin() as conn:
+        await conn.exec_driver_sql("UPDATE entries SET processed_at = NULL")
+    await store.close()
+    app = await App.start(settings, analyzer=analyzer)
+    try:
+        report = await app.run_cycle(force=True)
+    finally:
+        await app.close()
+    assert report.processed >= 18
+    assert not report.alerts  # the alerts exist already: nothing is re-sent
+    assert len(webhook.received) == 2
