@@ -77,7 +77,8 @@ def published_at(raw: Mapping[str, Any], now: datetime) -> datetime | None:
     feedparser normalises dates to UTC ``struct_time``; a date without a zone is read as UTC.
     """
     for key in ("published_parsed", "updated_parsed", "created_parsed"):
-        value = raw.get(key)
+        # dict.get: FeedParserDict's own lookup maps updated->published with a warning.
+        value = dict.get(raw, key) if isinstance(raw, dict) else raw.get(key)
         if value:
             try:
                 when = datetime.fromtimestamp(calendar.timegm(value), tz=UTC)

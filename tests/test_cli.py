@@ -1,0 +1,104 @@
+"""The command line: exit codes, located errors, match output, and the daemon's signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import REPO
+from typer.testing import CliRunner
+
+from ingest.cli import app
+from ingest.testing import FeedServer, WebhookReceiver
+
+runner = CliRunner()
+
+
+def test_rules_check_ok() -> None:
+    """The shipped rules pass `ingest rules check`."""
+    result = runner.invoke(app, ["rules", "check", str(REPO / "rules")])
+    assert result.exit_code == 0, result.output
+    assert "2 rules valid" in result.output
+
+
+def test_rules_check_reports_file_and_line(tmp_path: Path) -> None:
+    """A broken rule file gives file:line and exit code 2."""
+    bad = tmp_path / "broken.yaml"
+    bad.write_text("id: broken\ntitle: Broken\nseverity: urgent\nwhen: {keyword: x}\n")
+    result = runner.invoke(app, ["rules", "check", str(bad)])
+    assert result.exit_code == 2
+    assert f"{bad}:3: severity" in result.output
+
+
+def test_bad_config_exits_2_with_location(tmp_path: Path) -> None:
+    """An invalid config names the file, the line and the field, and exits 2."""
+    cfg = tmp_path / "ingest.yaml"
+    cfg.write_text("polling:\n  interval: soon\n")
+    result = runner.invoke(app, ["rules", "check", "--config", str(cfg)])
+    assert result.exit_code == 2
+    assert f"{cfg}:2: polling.interval" in result.output
+
+
+def test_missing_env_var_is_reported(tmp_path: Path) -> None:
+    """`${VAR}` with VAR unset names the variable and the line."""
+    cfg = tmp_path / "ingest.yaml"
+    cfg.write_text("channels:\n  hook:\n    type: webhook\n    url: ${INGEST_TEST_UNSET_URL}\n")
+    result = runner.invoke(app, ["rules", "check", "--config", str(cfg)])
+    assert result.exit_code == 2
+    assert f"{cfg}:4: environment variable INGEST_TEST_UNSET_URL is not set" in result.output
+
+
+def test_match_json_on_a_saved_feed() -> None:
+    """`ingest match --json FEED` prints one JSON object per entry, with matches explained."""
+    feed = REPO / "seeds" / "feeds" / "defence-desk.atom"
+    result = runner.invoke(app, ["match", "--json", str(feed)])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert len(lines) >= 9
+    hits = [x for x in lines if x["matches"]]
+    assert len(hits) == 1
+    match = hits[0]["matches"][0]
+    assert match["rule"] == "defence-minister-contact"
+    assert {e["country"] for e in match["entities"]} >= {"US", "RU"}
+    assert match["terms"]
+
+
+def test_match_plain_text_from_stdin() -> None:
+    """Plain text on stdin is one item; the human output names the rule and its evidence."""
+    text = "The Pentagon said it will deploy Tomahawk missiles to Germany in 2026."
+    result = runner.invoke(app, ["match", "-"], input=text)
+    assert result.exit_code == 0, result.output
+    assert "missile-deployment" in result.output and "Tomahawk" in result.output
+
+
+def test_daemon_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    """`ingest run` polls, delivers, and exits 0 soon after SIGTERM."""
+    with FeedServer() as feeds, WebhookReceiver() as hook:
+        urls = feeds.serve_dir(REPO / "seeds" / "feeds")
+        cfg = tmp_path / "ingest.yaml"
+        feed_lines = "".join(f"  - {{id: {Path(n).stem}, url: '{u}'}}\n" for n, u in urls.items())
+        cfg.write_text(
+            f"database_url: sqlite:///{tmp_path}/d.db\nrules_dir: {REPO / 'rules'}\n"
+            f"feeds:\n{feed_lines}"
+            f"channels:\n  ops-webhook: {{type: webhook, url: '{hook.url('/h')}'}}\n"
+            "polling: {tick: 1s}\nlog: {format: json}\n")
+        env = {**os.environ, "INGEST_CONFIG": str(cfg)}
+        proc = subprocess.Popen([sys.executable, "-m", "ingest", "run"], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 60
+            while len(hook.received) < 2 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert len(hook.received) == 2
+        assert proc.returncode == 0, err.decode()
+        assert b"daemon.stopped" in err
