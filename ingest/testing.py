@@ -11,6 +11,7 @@ from synchronous and asynchronous code alike.  Use them as context managers.
 
 from __future__ import annotations
 
+import contextlib
 import email
 import email.policy
 import hashlib
@@ -98,10 +99,8 @@ class _FeedHandler(BaseHTTPRequestHandler):
         if route.etag and route.status == 200:
             self.send_header("ETag", tag)
         self.end_headers()
-        try:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             self.wfile.write(route.body)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
 
 
 class FeedServer(_LoopbackServer):

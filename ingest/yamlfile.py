@@ -54,7 +54,7 @@ class Locator:
         out = []
         for err in exc.errors():
             loc = [p for p in err["loc"] if not _is_union_tag(p)]
-            field = ".".join(str(p) for p in loc) or "(top level)"
+            field = ".".join(str(p) for p in [*prefix, *loc]) or "(top level)"
             msg = err["msg"]
             if err["type"] == "extra_forbidden":
                 msg = "unknown field (check its spelling against the reference in README.md)"

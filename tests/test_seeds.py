@@ -1,4 +1,4 @@
-"""The embedded default: sample feeds, the shipped rules' examples, and the real reference article."""
+"""The embedded default: sample feeds, the rules' examples, the real reference article."""
 
 from __future__ import annotations
 

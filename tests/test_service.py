@@ -1,4 +1,4 @@
-"""The whole path on loopback: feed server -> fetch -> parse -> NLP -> rules -> SQLite -> channels."""
+"""The whole path on loopback: feed server, fetch, parse, NLP, rules, SQLite, channels."""
 
 from __future__ import annotations
 

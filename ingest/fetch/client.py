@@ -106,7 +106,8 @@ class Fetcher:
         try:
             size = path.stat().st_size
             if size > self._max_body:
-                raise FetchError(url, f"file of {size} bytes exceeds the {self._max_body}-byte limit")
+                raise FetchError(url, f"file of {size} bytes exceeds the "
+                                 f"{self._max_body}-byte limit")
             body = await asyncio.to_thread(path.read_bytes)
         except OSError as exc:
             raise FetchError(url, f"cannot read {path}: {exc.strerror}") from exc

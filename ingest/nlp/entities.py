@@ -161,14 +161,14 @@ def _find_titles(text: str, gaz: Gazetteer) -> list[_Title]:
         before = text[max(0, m.start() - 60):m.start()]
         mod = _modifier_before(before, gaz)
         if mod is not None:
-            length, code = mod
-            start, country = m.start() - length, code
+            start, country = m.start() - mod[0], mod[1]
         after = re.match(r"\s+(?:of|for)\s+(?:the\s+)?", text[m.end():])
         end = m.end()
         if after and gaz.country_words is not None:
             cm = gaz.country_words.match(text, m.end() + after.end())
-            if cm and (code := _country_of(cm.group(0), gaz)):
-                country, end = code, cm.end()
+            code_after = _country_of(cm.group(0), gaz) if cm else None
+            if cm and code_after:
+                country, end = code_after, cm.end()
         holder = not _NOT_HOLDER.search(text[max(0, start - 30):start]) and not _NOT_HOLDER.search(
             text[max(0, m.start() - 30):m.start()])
         out.append(_Title(start, end, m.start(), roles, country, holder))

@@ -43,7 +43,8 @@ class HeldRole(_Spec):
     country: str | None = None
 
     def active_on(self, day: date) -> bool:
-        return (self.start is None or self.start <= day) and (self.until is None or day < self.until)
+        started = self.start is None or self.start <= day
+        return started and (self.until is None or day < self.until)
 
 
 class EntitySpec(_Spec):

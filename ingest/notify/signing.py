@@ -34,4 +34,4 @@ def verify(secret: str, header: str, body: bytes, now: float,
     if abs(now - timestamp) > tolerance_s:
         return False
     expected = signature(secret, body, timestamp).split("v1=", 1)[1]
-    return any(hmac.compare_digest(expected, v) for v in parts.get("v1", []))
+    return any(v.isascii() and hmac.compare_digest(expected, v) for v in parts.get("v1", []))

@@ -40,7 +40,8 @@ def parse_document(body: bytes, *, feed_id: str, url: str, now: datetime,
         warning = f"{type(exc).__name__}: {exc}" if exc else "malformed feed"
     if not parsed.get("version") and not parsed.entries:
         reason = warning or "no RSS, Atom or RDF feed found"
-        if body.lstrip()[:15].lower().startswith((b"<!doctype html", b"<html")):
+        head = body.lstrip().removeprefix(b"\xef\xbb\xbf").lstrip()[:15].lower()
+        if head.startswith((b"<!doctype html", b"<html")):
             reason = "this is an HTML page, not a feed"
         raise ParseError(url, reason)
     entries = tuple(normalize_entry(raw, feed_id=feed_id, now=now) for raw in parsed.entries)

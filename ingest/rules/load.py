@@ -75,7 +75,8 @@ def _load_file(path: Path, gaz: Gazetteer | None) -> tuple[list[CompiledRule], l
     except YamlProblem as exc:
         return [], exc.problems
     if isinstance(data, dict) and "rules" in data and isinstance(data["rules"], list):
-        items = [(("rules", i), item) for i, item in enumerate(data["rules"])]
+        items: list[tuple[tuple[str | int, ...], object]] = [
+            (("rules", i), item) for i, item in enumerate(data["rules"])]
     elif isinstance(data, dict):
         items = [((), data)]
     else:

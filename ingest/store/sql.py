@@ -130,7 +130,8 @@ class SqlStore:
 
     async def due_feeds(self, now: datetime, limit: int) -> list[tuple[Feed, FeedState]]:
         query = (select(t.feeds).where(t.feeds.c.enabled.is_(True))
-                 .where((t.feeds.c.next_poll_at.is_(None)) | (t.feeds.c.next_poll_at <= _naive(now)))
+                 .where(t.feeds.c.next_poll_at.is_(None)
+                        | (t.feeds.c.next_poll_at <= _naive(now)))
                  .order_by(t.feeds.c.next_poll_at).limit(limit))
         async with self._tx() as conn:
             return [self._feed(r) for r in (await conn.execute(query)).all()]
@@ -260,7 +261,8 @@ class SqlStore:
 
     async def count_entries(self) -> int:
         async with self._tx() as conn:
-            return int((await conn.execute(select(func.count()).select_from(t.entries))).scalar())
+            count = (await conn.execute(select(func.count()).select_from(t.entries))).scalar()
+            return int(count or 0)
 
 
 def open_store(url: str) -> SqlStore:

@@ -1,0 +1,315 @@
+"""Unit tests of the pure parsing code: text, dedup keys, feed documents and feed lists."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from ingest.errors import ConfigError, ParseError
+from ingest.feedlist import load_feed_file
+from ingest.parse.dedup import alert_id, canonical_url, content_hash, entry_key
+from ingest.parse.normalize import parse_document
+from ingest.parse.text import html_to_text
+
+REPO = Path(__file__).resolve().parent.parent
+NOW = datetime(2024, 9, 2, 12, 0, tzinfo=UTC)
+
+RSS = b"""<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0">
+  <channel>
+    <title>Test &amp; Feed</title>
+    <link>https://example.org/</link>
+    <description>A test feed</description>
+    <item>
+      <title>Troops move north</title>
+      <link>https://example.org/news/1?utm_source=rss</link>
+<description>&lt;p&gt;First &amp;amp; second.&lt;/p&gt;&lt;p&gt;Para two.&lt;/p&gt;</description>
+      <pubDate>Mon, 02 Sep 2024 10:00:00 +0200</pubDate>
+      <guid isPermaLink="false">item-1</guid>
+    </item>
+  </channel>
+</rss>
+"""
+
+ATOM = b"""<?xml version="1.0" encoding="utf-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom">
+  <title>Atom Test</title>
+  <id>urn:example:feed</id>
+  <updated>2024-09-02T10:00:00+02:00</updated>
+  <entry>
+    <title>Atom entry</title>
+    <id>urn:uuid:0001</id>
+    <link rel="alternate" href="https://example.org/atom/1"/>
+    <published>2024-09-02T10:00:00+02:00</published>
+    <updated>2024-09-02T11:00:00+02:00</updated>
+    <summary type="html">&lt;p&gt;Hello &lt;em&gt;world&lt;/em&gt;&lt;/p&gt;</summary>
+    <content type="html">&lt;p&gt;Longer content here.&lt;/p&gt;&lt;p&gt;Second.&lt;/p&gt;</content>
+  </entry>
+</feed>
+"""
+
+
+def _rss_item(pub_date: str) -> bytes:
+    return f"""<?xml version="1.0"?>
+<rss version="2.0"><channel><title>T</title><link>https://example.org/</link>
+<description>d</description>
+<item><title>Dated</title><link>https://example.org/d</link>
+<pubDate>{pub_date}</pubDate></item>
+</channel></rss>""".encode()
+
+
+# --- html_to_text -------------------------------------------------------------------------
+
+
+def test_html_to_text_drops_tags() -> None:
+    """Tags are removed and only their text remains."""
+    assert html_to_text("<b>Bold</b> and <a href='x'>link</a>") == "Bold and link"
+
+
+def test_html_to_text_decodes_entities() -> None:
+    """Named and numeric character entities are decoded."""
+    assert html_to_text("Tom &amp; Jerry &#8211; &quot;cartoon&quot;") == 'Tom & Jerry – "cartoon"'
+
+
+def test_html_to_text_drops_script_and_style_content() -> None:
+    """The content of <script> and <style> elements is dropped, not just the tags."""
+    text = html_to_text("<p>Hi</p><script>alert('x')</script><style>p {color: red}</style>")
+    assert text == "Hi"
+    assert "alert" not in text
+    assert "color" not in text
+
+
+def test_html_to_text_keeps_paragraphs_as_blank_lines() -> None:
+    """Separate paragraphs come out separated by exactly one blank line."""
+    assert html_to_text("<p>One</p>\n\n\n<p>Two   words</p><div>Three</div>") == (
+        "One\n\nTwo words\n\nThree")
+
+
+def test_html_to_text_plain_text_unchanged() -> None:
+    """Text that is not HTML comes back as it was (ampersands and < included)."""
+    for text in ["Plain text", "Tom & Jerry at 5 < 6", "Line one\n\nLine two"]:
+        assert html_to_text(text) == text
+
+
+def test_html_to_text_empty() -> None:
+    """An empty fragment yields an empty string."""
+    assert html_to_text("") == ""
+
+
+# --- canonical_url ------------------------------------------------------------------------
+
+
+def test_canonical_url_removes_tracking_params() -> None:
+    """utm_* and fbclid parameters are stripped."""
+    url = "https://example.com/a?utm_source=rss&utm_medium=feed&fbclid=abc"
+    assert canonical_url(url) == "https://example.com/a"
+
+
+def test_canonical_url_removes_fragment() -> None:
+    """The #fragment is dropped."""
+    assert canonical_url("https://example.com/a#comments") == "https://example.com/a"
+
+
+def test_canonical_url_lowercases_host_not_path() -> None:
+    """Scheme and host are lower-cased; the path keeps its case."""
+    assert canonical_url("HTTPS://Example.COM/Path/To") == "https://example.com/Path/To"
+
+
+def test_canonical_url_drops_default_port_only() -> None:
+    """Ports 80 (http) and 443 (https) are dropped; other ports are kept."""
+    assert canonical_url("http://example.com:80/a") == "http://example.com/a"
+    assert canonical_url("https://example.com:443/a") == "https://example.com/a"
+    assert canonical_url("http://example.com:8080/a") == "http://example.com:8080/a"
+
+
+def test_canonical_url_keeps_and_sorts_other_params() -> None:
+    """Non-tracking parameters survive, sorted by name."""
+    url = "https://example.com/a?b=2&utm_campaign=x&a=1&fbclid=z#top"
+    assert canonical_url(url) == "https://example.com/a?a=1&b=2"
+
+
+def test_canonical_url_same_for_tracking_variants() -> None:
+    """Two links differing only by tracking, fragment and host case canonicalise equally."""
+    assert (canonical_url("https://News.example.com/story?id=7&utm_source=tw#x")
+            == canonical_url("https://news.example.com/story?fbclid=1&id=7"))
+
+
+def test_canonical_url_ipv6_host_keeps_brackets() -> None:
+    """An IPv6 literal host stays bracketed so the URL remains valid."""
+    assert canonical_url("http://[::1]:8080/x") == "http://[::1]:8080/x"
+
+
+# --- entry_key / content_hash / alert_id --------------------------------------------------
+
+
+def test_entry_key_prefers_guid() -> None:
+    """With a guid the key is the guid, whatever the link and content."""
+    assert entry_key(" g-1 ", "https://example.com/a", "T", "B") == "guid:g-1"
+
+
+def test_entry_key_falls_back_to_canonical_link() -> None:
+    """Without a guid the key is the canonical link (tracking parameters ignored)."""
+    key = entry_key(None, "https://Example.com/a?utm_source=x", "T", "B")
+    assert key == "link:https://example.com/a"
+    assert key == entry_key("  ", "https://example.com/a#frag", "Other", "Other body")
+
+
+def test_entry_key_falls_back_to_content_hash() -> None:
+    """Without guid or link the key is a hash of title and body."""
+    key = entry_key(None, None, "Title", "Body")
+    assert key.startswith("hash:")
+    assert key == "hash:" + content_hash("Title", "Body")
+    assert key != entry_key(None, "", "Title", "Other body")
+
+
+def test_entry_key_is_stable() -> None:
+    """The same inputs always give the same key."""
+    args = (None, None, "Same title", "Same body")
+    assert entry_key(*args) == entry_key(*args)
+    assert entry_key("g", None, "t", "b") == entry_key("g", None, "t", "b")
+
+
+def test_entry_key_different_guids_differ() -> None:
+    """Entries with different guids get different keys even with identical content."""
+    assert entry_key("g-1", "https://e.com/a", "T", "B") != entry_key("g-2", "https://e.com/a",
+                                                                      "T", "B")
+
+
+def test_entry_key_hash_ignores_whitespace() -> None:
+    """The content hash does not change with runs of spaces or newlines."""
+    assert (entry_key(None, None, "A  title", "Body\n\n text  here ")
+            == entry_key(None, None, "A title", "Body text here"))
+
+
+def test_alert_id_is_stable_and_distinct() -> None:
+    """alert_id is deterministic, 32 hex digits, and differs per rule, feed and entry."""
+    first = alert_id("rule-a", "feed-1", "guid:x")
+    assert first == alert_id("rule-a", "feed-1", "guid:x")
+    assert len(first) == 32
+    assert set(first) <= set("0123456789abcdef")
+    assert first != alert_id("rule-b", "feed-1", "guid:x")
+    assert first != alert_id("rule-a", "feed-2", "guid:x")
+    assert first != alert_id("rule-a", "feed-1", "guid:y")
+
+
+# --- parse_document -----------------------------------------------------------------------
+
+
+def test_parse_rss_document() -> None:
+    """An RSS 2.0 document yields its title and a normalised entry in UTC."""
+    parsed = parse_document(RSS, feed_id="test", url="https://example.org/rss", now=NOW)
+    assert parsed.title == "Test & Feed"
+    assert parsed.warning is None
+    assert len(parsed.entries) == 1
+    entry = parsed.entries[0]
+    assert entry.feed_id == "test"
+    assert entry.title == "Troops move north"
+    assert entry.summary == "First & second.\n\nPara two."
+    assert entry.link == "https://example.org/news/1?utm_source=rss"
+    assert entry.published == datetime(2024, 9, 2, 8, 0, tzinfo=UTC)
+    assert entry.guid == "item-1"
+    assert entry.key == "guid:item-1"
+
+
+def test_parse_atom_document() -> None:
+    """An Atom document yields title, plain summary and content, link, id and UTC date."""
+    parsed = parse_document(ATOM, feed_id="atom", url="https://example.org/atom", now=NOW)
+    assert parsed.title == "Atom Test"
+    assert len(parsed.entries) == 1
+    entry = parsed.entries[0]
+    assert entry.title == "Atom entry"
+    assert entry.summary == "Hello world"
+    assert entry.content == "Longer content here.\n\nSecond."
+    assert entry.body == entry.content
+    assert entry.link == "https://example.org/atom/1"
+    assert entry.guid == "urn:uuid:0001"
+    assert entry.published == datetime(2024, 9, 2, 8, 0, tzinfo=UTC)
+
+
+def test_parse_far_future_date_becomes_none() -> None:
+    """A publication date years ahead of ``now`` is treated as unknown."""
+    parsed = parse_document(_rss_item("Mon, 02 Sep 2030 10:00:00 +0000"), feed_id="t",
+                            url="u", now=NOW)
+    assert parsed.entries[0].published is None
+
+
+def test_parse_slightly_future_date_is_kept() -> None:
+    """A date a few hours ahead (within tolerance) is kept as is."""
+    parsed = parse_document(_rss_item("Mon, 02 Sep 2024 18:00:00 +0000"), feed_id="t",
+                            url="u", now=NOW)
+    assert parsed.entries[0].published == NOW + timedelta(hours=6)
+
+
+def test_parse_html_page_raises() -> None:
+    """An HTML page raises ParseError saying it is an HTML page."""
+    page = b"<!DOCTYPE html>\n<html><head><title>Home</title></head><body><p>Hi</p></body></html>"
+    with pytest.raises(ParseError, match="HTML page") as info:
+        parse_document(page, feed_id="t", url="https://example.org/", now=NOW)
+    assert info.value.url == "https://example.org/"
+
+
+def test_parse_html_page_with_bom_raises_html_message() -> None:
+    """An HTML page starting with a UTF-8 byte-order mark is still reported as an HTML page."""
+    page = b"\xef\xbb\xbf<!DOCTYPE html><html><body><p>Hi</p></body></html>"
+    with pytest.raises(ParseError, match="HTML page"):
+        parse_document(page, feed_id="t", url="u", now=NOW)
+
+
+def test_parse_garbage_raises() -> None:
+    """Binary garbage raises ParseError."""
+    with pytest.raises(ParseError):
+        parse_document(b"\x00\x01\x02\xff\xfe garbage \x9c", feed_id="t", url="u", now=NOW)
+
+
+def test_parse_recoverable_feed_returns_entries_and_warning() -> None:
+    """An unescaped & in a title still parses, with a warning about the malformed XML."""
+    body = RSS.replace(b"Troops move north", b"Troops & tanks move north")
+    parsed = parse_document(body, feed_id="t", url="u", now=NOW)
+    assert parsed.warning
+    assert len(parsed.entries) == 1
+    assert parsed.entries[0].title == "Troops & tanks move north"
+    assert parsed.entries[0].guid == "item-1"
+
+
+# --- feed lists ---------------------------------------------------------------------------
+
+
+def test_load_feed_file_yaml_and_opml_list_the_same_feeds() -> None:
+    """seeds/feeds.yaml and seeds/feeds.opml list the same feed URLs (and titles)."""
+    yaml_feeds = load_feed_file(REPO / "seeds" / "feeds.yaml")
+    opml_feeds = load_feed_file(REPO / "seeds" / "feeds.opml")
+    assert yaml_feeds
+    assert {f.url for f in yaml_feeds} == {f.url for f in opml_feeds}
+    assert {f.url: f.title for f in yaml_feeds} == {f.url: f.title for f in opml_feeds}
+    assert len({f.id for f in yaml_feeds}) == len(yaml_feeds)
+    assert len({f.id for f in opml_feeds}) == len(opml_feeds)
+
+
+def test_load_feed_file_yaml_fields() -> None:
+    """A YAML feed keeps its declared id, title and tags."""
+    feeds = {f.id: f for f in load_feed_file(REPO / "seeds" / "feeds.yaml")}
+    bbc = feeds["bbc-world"]
+    assert bbc.url == "https://feeds.bbci.co.uk/news/world/rss.xml"
+    assert bbc.tags == ("world",)
+    assert bbc.enabled
+
+
+def test_load_feed_file_bad_id_raises_located_config_error(tmp_path: Path) -> None:
+    """A bad feed id raises ConfigError naming the file and the line of the id."""
+    path = tmp_path / "myfeeds.yaml"
+    path.write_text(
+        "feeds:\n"
+        "  - id: good-one\n"
+        "    url: https://example.org/a.xml\n"
+        "  - id: \"Bad ID!\"\n"
+        "    url: https://example.org/b.xml\n",
+        encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_feed_file(path)
+    message = str(info.value)
+    assert "myfeeds.yaml" in message
+    assert f"{path}:4:" in message
+    assert "feeds.1.id: " in message
+    assert info.value.problems[0].line == 4
