@@ -11,6 +11,7 @@ from ingest.errors import ParseError
 from ingest.model import Analysis, Entry, RuleMatch
 from ingest.nlp.pipeline import Analyzer
 from ingest.parse.normalize import parse_document
+from ingest.parse.text import normalise_space
 from ingest.rules.compile import CompiledRule
 from ingest.rules.load import RuleSet
 from ingest.rules.match import match_all, match_rule
@@ -37,7 +38,7 @@ def items_from_input(data: bytes, name: str, now: datetime) -> list[Item]:
             parsed = None
         if parsed is not None and parsed.entries:
             return [_entry_item(e, i, now) for i, e in enumerate(parsed.entries)]
-    text = data.decode("utf-8", errors="replace").strip()
+    text = normalise_space(data.decode("utf-8", errors="replace"))
     return [Item(name, text, now.date())]
 
 

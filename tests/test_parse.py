@@ -313,3 +313,9 @@ def test_load_feed_file_bad_id_raises_located_config_error(tmp_path: Path) -> No
     assert f"{path}:4:" in message
     assert "feeds.1.id: " in message
     assert info.value.problems[0].line == 4
+
+
+def test_invisible_characters_are_removed() -> None:
+    """Zero-width spaces and soft hyphens inside words are dropped, so matchers see words."""
+    assert html_to_text("<p>Defence\u200b Minister\u2060 Pis\u00adtorius</p>") == \
+        "Defence Minister Pistorius"

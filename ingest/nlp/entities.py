@@ -14,6 +14,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date
+from functools import lru_cache
 
 from ingest.model import Mention
 from ingest.nlp.gazetteer import HONORIFICS, AliasTarget, Gazetteer, fold
@@ -25,8 +26,7 @@ _NOT_HOLDER = re.compile(
     r"first\s+deputy)\b[\s-]*)$", re.IGNORECASE)
 _POSSESSIVE = r"(?:'s|’s|')?"
 _APPOSITION = re.compile(r"^\s*,\s*(?:the|his|her|its|who\s+is|who\s+was|now)?\s*$", re.I)
-_COUNTERPART = re.compile(
-    r"\b(?:his|her|their|its)\s+(?:(?P<mod>[A-Z][\w.'’-]*(?:\s+[A-Z][\w.'’-]*)?)\s+)?counterparts?\b")
+_COUNTERPART = re.compile(r"\b(?:counterparts?|opposite\s+numbers?)\b", re.IGNORECASE)
 _HONORIFIC = re.compile(rf"\b(?:{'|'.join(HONORIFICS)})\.?\s+$", re.IGNORECASE)
 
 NerSpan = tuple[int, int, str]  # start, end, label
@@ -129,15 +129,29 @@ def _mention_for_name(text: str, n: _Name, gaz: Gazetteer, on: date, ner: Sequen
 
 def _surname_in_context(text: str, n: _Name, ner: Sequence[NerSpan], entity_id: str,
                         full_seen: set[str]) -> bool:
-    """A bare surname names the person only when the text says it is a person."""
-    if entity_id in full_seen:
+    """A bare family name names the person unless the text reads it as something else.
+
+    "Austin, Texas" is a place: spaCy labels it GPE and a GPE follows the comma.
+    """
+    if not text[n.start].isupper():
+        return False
+    label = next((lab for s, e, lab in ner if s <= n.start and n.end <= e), None)
+    if label == "PERSON" or _HONORIFIC.search(text[max(0, n.start - 20):n.start]):
         return True
-    if _HONORIFIC.search(text[max(0, n.start - 20):n.start]):
+    if label is None:
         return True
-    for s, e, label in ner:
-        if s <= n.start and n.end <= e:
-            return label == "PERSON"
-    return False
+    if label in ("GPE", "LOC", "FAC") and _place_follows(text, n.end, ner):
+        return False
+    return entity_id in full_seen
+
+
+def _place_follows(text: str, pos: int, ner: Sequence[NerSpan]) -> bool:
+    """True for "<name>, <place>": a comma, then a span spaCy labels as a place."""
+    gap = re.match(r",\s*", text[pos:])
+    if gap is None:
+        return False
+    start = pos + gap.end()
+    return any(s == start and lab in ("GPE", "LOC") for s, _, lab in ner)
 
 
 @dataclass(frozen=True)
@@ -146,8 +160,13 @@ class _Title:
     end: int
     title_start: int
     roles: tuple[str, ...]
-    country: str | None
+    countries: tuple[str, ...]  # one for a singular title; any number for a plural one
     holder: bool  # False for "former", "deputy", ...
+    plural: bool = False
+
+    @property
+    def country(self) -> str | None:
+        return self.countries[0] if self.countries else None
 
 
 def _find_titles(text: str, gaz: Gazetteer) -> list[_Title]:
@@ -155,10 +174,14 @@ def _find_titles(text: str, gaz: Gazetteer) -> list[_Title]:
         return []
     out = []
     for m in gaz.titles.finditer(text):
-        folded = fold(m.group(0))
+        plural = bool(m.group("plural"))
+        folded = fold(m.group(0)[:-1] if plural else m.group(0))
         roles = gaz.title_roles.get(folded, ())
         start, country = m.start(), gaz.implied.get(folded)
-        before = text[max(0, m.start() - 60):m.start()]
+        before = text[max(0, m.start() - 80):m.start()]
+        if plural:
+            out.append(_plural_title(text, m, before, roles, gaz))
+            continue
         mod = _modifier_before(before, gaz)
         if mod is not None:
             start, country = m.start() - mod[0], mod[1]
@@ -171,8 +194,38 @@ def _find_titles(text: str, gaz: Gazetteer) -> list[_Title]:
                 country, end = code_after, cm.end()
         holder = not _NOT_HOLDER.search(text[max(0, start - 30):start]) and not _NOT_HOLDER.search(
             text[max(0, m.start() - 30):m.start()])
-        out.append(_Title(start, end, m.start(), roles, country, holder))
+        out.append(_Title(start, end, m.start(), roles, (country,) if country else (), holder))
     return out
+
+
+@lru_cache(maxsize=8)
+def _list_patterns(words: str) -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """Lists of countries before ("the Turkish and Greek ") and after (" of Japan and Italy")."""
+    item = rf"(?:the\s+)?(?:{words}){_POSSESSIVE}"
+    joined = rf"{item}(?:\s*(?:,\s*and|,|and|&)\s*{item})*"
+    return (re.compile(rf"({joined})\s+$"),
+            re.compile(rf"\s+(?:of|from)\s+({joined})"))
+
+
+def _plural_title(text: str, m: re.Match[str], before: str, roles: tuple[str, ...],
+                  gaz: Gazetteer) -> _Title:
+    """"the Turkish and Greek defence ministers": one office-holder per country named."""
+    codes: list[str] = []
+    start, end = m.start(), m.end()
+    if gaz.country_words is not None:
+        pre, post = _list_patterns(gaz.country_words.pattern)
+        found = pre.search(before)
+        if found:
+            start = m.start() - (len(before) - found.start(1))
+        else:
+            found = post.match(text, m.end())
+            if found:
+                end = found.end(1)
+        if found:
+            codes = [c for w in gaz.country_words.finditer(found.group(1))
+                     if (c := _country_of(w.group(0), gaz))]
+    holder = not _NOT_HOLDER.search(text[max(0, start - 30):start])
+    return _Title(start, end, m.start(), roles, tuple(dict.fromkeys(codes)), holder, plural=True)
 
 
 def _modifier_before(before: str, gaz: Gazetteer) -> tuple[int, str] | None:
@@ -196,6 +249,12 @@ def _apply_titles(text: str, mentions: list[Mention], gaz: Gazetteer, on: date,
     people = [i for i, m in enumerate(mentions) if m.label == "PERSON"]
     out = list(mentions)
     for t in _find_titles(text, gaz):
+        if t.plural:
+            if t.holder:
+                out.extend(Mention(text[t.start:t.end], t.start, t.end, "PERSON", sent(t.start),
+                                   text[t.start:t.end], country=code, roles=t.roles,
+                                   source="title") for code in t.countries)
+            continue
         holder = _holder_index(text, out, people, t)
         if holder is not None:
             person = out[holder]
@@ -230,20 +289,38 @@ def _holder_index(text: str, mentions: list[Mention], people: list[int], t: _Tit
 
 def _counterparts(text: str, mentions: list[Mention], gaz: Gazetteer,
                   sent: object) -> list[Mention]:
-    """"X met his Russian counterpart": the counterpart holds X's role, for Russia."""
+    """"X met his Russian counterpart": the counterpart holds X's role, for Russia.
+
+    Also "opposite number", "counterpart from Japan", and a named counterpart
+    ("his British counterpart John Healey"), which gets the role on its own mention.
+    """
     assert callable(sent)
-    out = []
+    out: list[Mention] = []
     for m in _COUNTERPART.finditer(text):
         s = sent(m.start())
-        holders = [x for x in mentions if x.sent == s and x.roles and x.start < m.start()]
+        holders = [x for x in mentions if x.sent == s and x.roles and x.end <= m.start()]
         if not holders:
             continue
-        country = _country_of(m.group("mod"), gaz) if m.group("mod") else None
-        after = re.match(r"\s*,?\s*", text[m.end():])
-        named = next((x for x in mentions if after and x.label == "PERSON"
-                      and x.start == m.end() + after.end()), None)
+        roles = holders[-1].roles
+        start, end = m.start(), m.end()
+        country = None
+        mod = _modifier_before(text[max(0, start - 60):start], gaz)
+        if mod is not None:
+            start, country = start - mod[0], mod[1]
+        elif gaz.country_words is not None:
+            after = re.match(r"\s+(?:from|of)\s+(?:the\s+)?", text[end:])
+            cm = gaz.country_words.match(text, end + after.end()) if after else None
+            if cm and (code := _country_of(cm.group(0), gaz)):
+                country, end = code, cm.end()
+        gap = re.match(r"\s*,?\s*", text[end:])
+        named = next((i for i, x in enumerate(mentions) if gap and x.label == "PERSON"
+                      and x.start == end + gap.end()), None)
         if named is not None:
-            continue  # a named counterpart: its own mention carries it (roles added below)
-        out.append(Mention(m.group(0), m.start(), m.end(), "PERSON", s, m.group(0),
-                           country=country, roles=holders[-1].roles, source="title"))
+            person = mentions[named]
+            mentions[named] = replace(person, roles=tuple(dict.fromkeys((*person.roles, *roles))),
+                                      country=person.country or country)
+            continue
+        if country is None or country != holders[-1].country:
+            out.append(Mention(text[start:end], start, end, "PERSON", s, text[start:end],
+                               country=country, roles=roles, source="title"))
     return out

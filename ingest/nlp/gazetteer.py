@@ -167,7 +167,8 @@ def compile_gazetteer(spec: GazetteerSpec) -> Gazetteer:
             title_roles.setdefault(fold(title), []).append(role)
         implied.update({fold(t): c for t, c in rspec.implied_country.items()})
     titles = [t.replace("defence", "defen[cs]e") for t in title_roles]
-    title_re = (re.compile(rf"(?<![\w-])(?:{'|'.join(_title_patterns(titles))})(?![\w-])",
+    title_re = (re.compile(rf"(?<![\w-])(?:{'|'.join(_title_patterns(titles))})"
+                           r"(?P<plural>s)?(?![\w-])",
                            re.IGNORECASE) if titles else None)
     country_words = [a for c in spec.countries for a in (c.name, *c.aliases, *c.demonyms)]
     return Gazetteer(

@@ -13,6 +13,9 @@ _BLOCK = ("p", "div", "br", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6"
 _SPACES = re.compile(r"[ \t\u00a0\u2009\u200a\u202f]+")
 _BLANKS = re.compile(r"\n\s*\n+")
 _LOOKS_HTML = re.compile(r"<[a-zA-Z!/]|&[#a-zA-Z0-9]+;")
+# Invisible characters some outlets sprinkle through their text (zero-width spaces and
+# joiners, word joiners, soft hyphens, BOMs); they split words for every matcher.
+_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\u00ad\ufeff"), None)
 
 
 def html_to_text(fragment: str) -> str:
@@ -38,5 +41,6 @@ def html_to_text(fragment: str) -> str:
 
 def normalise_space(text: str) -> str:
     """Collapse spaces within lines and blank-line runs into one paragraph break."""
-    lines = [_SPACES.sub(" ", line).strip() for line in text.replace("\r", "").split("\n")]
+    text = text.translate(_INVISIBLE).replace("\r", "")
+    lines = [_SPACES.sub(" ", line).strip() for line in text.split("\n")]
     return _BLANKS.sub("\n\n", "\n".join(lines)).strip()
