@@ -47,7 +47,9 @@ def _settings(config: Path | None) -> Settings:
 @app.command()
 @handles_errors
 def run(config: ConfigOpt = None,
-        once: Annotated[bool, typer.Option(help="Poll every feed once, deliver, exit.")] = False,
+        once: Annotated[bool, typer.Option(
+            help="Poll every feed once, deliver, exit (1 if a delivery or every feed failed).")]
+        = False,
         grace: Annotated[float, typer.Option(help="Seconds to finish work on SIGTERM.")] = 20.0,
         ) -> None:
     """Run the service: poll feeds, match rules, deliver alerts (until SIGTERM/SIGINT)."""
@@ -61,7 +63,8 @@ def run(config: ConfigOpt = None,
         try:
             if once:
                 report = await service.run_cycle(force=True)
-                return 1 if report.failed_deliveries else 0
+                all_failed = report.polled > 0 and len(report.errors) == report.polled
+                return 1 if report.failed_deliveries or all_failed else 0
             await Daemon(service, grace).run()
             return 0
         finally:
@@ -131,7 +134,8 @@ def rules_test(paths: Annotated[list[Path] | None, typer.Argument(
 
 @app.command()
 @handles_errors
-def match(source: Annotated[str, typer.Argument(help="A text or feed file, or - for stdin.")],
+def match(source: Annotated[str, typer.Argument(
+        help="A file holding plain text or a saved feed document, or - for stdin.")],
           config: ConfigOpt = None,
           as_json: Annotated[bool, typer.Option("--json", help="One JSON object per item.")]
           = False,

@@ -161,6 +161,10 @@ def _finish(settings: Settings, base: Path) -> Settings:
     }
     if settings.gazetteer is not None:
         updates["gazetteer"] = _absolute(settings.gazetteer, base)
+    # Paths inside channels (a file channel's path, an email password_file) too.
+    updates["channels"] = {
+        name: ch.model_copy(update={k: _absolute(v, base) for k, v in ch if isinstance(v, Path)})
+        for name, ch in settings.channels.items()}
     env_db = os.environ.get(DATABASE_ENV)
     if env_db:
         updates["database_url"] = env_db

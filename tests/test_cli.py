@@ -102,3 +102,52 @@ def test_daemon_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
         assert len(hook.received) == 2
         assert proc.returncode == 0, err.decode()
         assert b"daemon.stopped" in err
+
+
+def test_sighup_reloads_rules_and_keeps_last_good(tmp_path: Path) -> None:
+    """SIGHUP with a broken rule keeps the daemon and its rules; a fixed file is taken up."""
+    import shutil
+
+    rules = tmp_path / "rules"
+    shutil.copytree(REPO / "rules", rules)
+    cfg = tmp_path / "ingest.yaml"
+    cfg.write_text(f"database_url: sqlite:///{tmp_path}/d.db\nrules_dir: {rules}\n"
+                   "channels:\n  out: {type: file, path: alerts.jsonl}\n"
+                   "polling: {tick: 1s}\nlog: {format: json}\n")
+    proc = subprocess.Popen([sys.executable, "-m", "ingest", "run", "--config", str(cfg)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        time.sleep(1)
+        err = b""
+        deadline = time.monotonic() + 60
+        while b"daemon.running" not in err and time.monotonic() < deadline:
+            time.sleep(0.5)
+            err = _peek(proc)
+        (rules / "broken.yaml").write_text("id: broken\ntitle: B\nwhen: {kword: x}\n")
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(3)
+        (rules / "broken.yaml").write_text("id: fixed\ntitle: F\nwhen: {keyword: x}\n")
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(3)
+        proc.send_signal(signal.SIGTERM)
+        _, rest = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    log = err + rest
+    assert proc.returncode == 0, log.decode()
+    assert b"rules.reload_failed" in log and b"broken.yaml:3" in log
+    assert b'"rules": 3' in log  # the fixed file was taken up: 2 shipped rules + 1
+
+
+def _peek(proc: subprocess.Popen[bytes]) -> bytes:
+    """Whatever the process has written to stderr so far, without blocking."""
+    import fcntl
+
+    assert proc.stderr is not None
+    fd = proc.stderr.fileno()
+    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_NONBLOCK)
+    try:
+        return proc.stderr.read() or b""
+    except BlockingIOError:
+        return b""

@@ -111,3 +111,29 @@ def test_offsets_point_into_text(analyzer: Analyzer) -> None:
     analysis = analyzer.analyze([text], [DURING])[0]
     assert analysis.mentions
     assert all(analysis.text[m.start:m.end] == m.text for m in analysis.mentions)
+
+
+def test_former_title_overrides_dated_role(analyzer: Analyzer) -> None:
+    """'former Defense Secretary' wins over gazetteer dates that still say in office."""
+    text = "Former Defense Secretary Lloyd Austin spoke at a university."
+    assert role_holders(analyzer, text, "defence-minister", DURING) == []
+
+
+def test_other_person_with_same_family_name(analyzer: Analyzer) -> None:
+    """'Zhang Wei' is not the gazetteer's Wei Fenghe, though both contain 'Wei'."""
+    found = mentions(analyzer, "Officials said Zhang Wei met reporters in Beijing.")
+    assert not any(m.id == "wei-fenghe" for m in found)
+
+
+def test_gazetteer_error_names_file_and_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """An entity with an undefined role is reported with the gazetteer's file and line."""
+    import pytest
+
+    from ingest.errors import RuleError
+    from ingest.nlp.gazetteer import load_gazetteer
+
+    bad = tmp_path / "entities.yaml"
+    bad.write_text("roles:\n  defence-minister: {titles: [defence minister]}\nentities:\n"
+                   "  - id: x\n    name: X Y\n    roles:\n      - {role: king}\n")
+    with pytest.raises(RuleError, match=r"entities\.yaml:7: entity x: unknown role 'king'"):
+        load_gazetteer(bad)

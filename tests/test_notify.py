@@ -274,3 +274,14 @@ def test_payload_bytes_deterministic_and_sorted() -> None:
     decoded = json.loads(data, object_pairs_hook=_assert_sorted)
     assert decoded["alert_id"] == alert.id
     assert data != payload_bytes(make_alert(snippet="different"))
+
+
+def test_retry_delays_double_and_cap() -> None:
+    """Retry delays start at 30 s, double per attempt and stop growing at one hour."""
+    from datetime import UTC, datetime, timedelta
+
+    from ingest.notify.retry import retry_at
+
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    delays = [(retry_at(now, n) - now) / timedelta(seconds=1) for n in (1, 2, 3, 20)]
+    assert delays == [30, 60, 120, 3600]

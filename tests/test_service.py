@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,19 @@ EXPECTED = {
     ("missile-deployment", "world-wire"),
     ("defence-minister-contact", "defence-desk"),
 }
+
+
+class ManualClock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
 
 
 def settings_for(tmp_path: Path, feeds: list[dict[str, Any]], hook: WebhookReceiver,
@@ -126,14 +140,17 @@ async def test_broken_feeds_are_recorded_and_others_carry_on(
 async def test_failed_delivery_is_kept_and_retried(tmp_path: Path, analyzer: Analyzer,
                                                    feed_server: FeedServer,
                                                    webhook: WebhookReceiver) -> None:
-    """A receiver that fails leaves the delivery recorded as failed; the next cycle delivers it."""
+    """A failed delivery is recorded, waits out its backoff, then is delivered."""
     webhook.status = 503
+    clock = ManualClock()
     settings = settings_for(tmp_path, seed_feeds(feed_server), webhook)
-    app = await App.start(settings, analyzer=analyzer)
+    app = await App.start(settings, analyzer=analyzer, clock=clock)
     try:
         first = await app.run_cycle(force=True)
         failed = await app.store.deliveries()
         webhook.status = 200
+        too_soon = await app.run_cycle(force=True)
+        clock.advance(seconds=31)
         second = await app.run_cycle(force=True)
         after = await app.store.deliveries()
     finally:
@@ -141,6 +158,7 @@ async def test_failed_delivery_is_kept_and_retried(tmp_path: Path, analyzer: Ana
     assert first.failed_deliveries == 2 and len(webhook.rejected) == 2
     assert {d.state for d in failed} == {"failed"}
     assert all("503" in (d.last_error or "") for d in failed)
+    assert too_soon.delivered == 0 and too_soon.failed_deliveries == 0
     assert second.delivered == 2 and {d.state for d in after} == {"delivered"}
     assert {json.loads(r.body)["alert_id"] for r in webhook.received} == \
         {d.alert_id for d in after}

@@ -118,13 +118,22 @@ def _mention_for_name(text: str, n: _Name, gaz: Gazetteer, on: date, ner: Sequen
         return None
     start, end = n.start, n.end
     if kind == "surname":
-        # Widen to spaCy's PERSON span ("Lloyd J. Austin") when it ends on this surname.
+        # Widen to spaCy's PERSON span ("Lloyd J. Austin") when it is this person's name;
+        # a different full name around the same family name ("Zhang Wei") is someone else.
         for s, e, label in ner:
-            if label == "PERSON" and s <= start and end <= e:
+            if label == "PERSON" and s <= start and end <= e and (s, e) != (start, end):
+                if not _same_person(text[s:e], entity.name, entity.aliases):
+                    return None
                 start, end = s, e
     return Mention(text[start:end], start, end, entity.label, sent(start), entity.name,
                    id=entity.id, country=entity.country, roles=_roles_on(gaz, entity.id, on),
                    source="gazetteer")
+
+
+def _same_person(span: str, name: str, aliases: Sequence[str]) -> bool:
+    """Whether a full-name span agrees with one of the entity's names on the first word."""
+    first = fold(_strip_possessive(span).split()[0]).rstrip(".")
+    return any(fold(n.split()[0]).rstrip(".") == first for n in (name, *aliases) if n.split())
 
 
 def _surname_in_context(text: str, n: _Name, ner: Sequence[NerSpan], entity_id: str,
@@ -261,8 +270,11 @@ def _apply_titles(text: str, mentions: list[Mention], gaz: Gazetteer, on: date,
             if t.holder:
                 roles = tuple(dict.fromkeys((*person.roles, *t.roles)))
                 out[holder] = replace(person, roles=roles, country=t.country or person.country)
-            elif person.source != "gazetteer":
-                out[holder] = replace(person, country=t.country or person.country)
+            else:  # "former Defence Minister X": X does not hold the office now
+                roles = tuple(r for r in person.roles if r not in t.roles)
+                country = person.country if person.source == "gazetteer" else \
+                    t.country or person.country
+                out[holder] = replace(person, roles=roles, country=country)
             continue
         if t.holder:
             out.append(Mention(text[t.start:t.end], t.start, t.end, "PERSON", sent(t.start),

@@ -191,21 +191,27 @@ def _title_patterns(titles: list[str]) -> list[str]:
             for t in ordered]
 
 
-def validate_spec(spec: GazetteerSpec) -> list[str]:
+Located = tuple[tuple[str | int, ...], str]
+
+
+def validate_spec(spec: GazetteerSpec) -> list[Located]:
     """Cross-references the schema cannot check: role names and country codes."""
     codes = {c.code for c in spec.countries}
-    problems = []
-    for entity in spec.entities:
+    problems: list[Located] = []
+    for i, entity in enumerate(spec.entities):
         if entity.country and codes and entity.country not in codes:
-            problems.append(f"entity {entity.id}: unknown country {entity.country!r}")
-        for held in entity.roles:
+            problems.append((("entities", i, "country"),
+                             f"entity {entity.id}: unknown country {entity.country!r}"))
+        for j, held in enumerate(entity.roles):
             if held.role not in spec.roles:
-                problems.append(f"entity {entity.id}: unknown role {held.role!r} "
-                                f"(define it under roles:)")
+                problems.append((("entities", i, "roles", j),
+                                 f"entity {entity.id}: unknown role {held.role!r} "
+                                 f"(define it under roles:)"))
     for role, rspec in spec.roles.items():
         for title, code in rspec.implied_country.items():
             if codes and code not in codes:
-                problems.append(f"role {role}: title {title!r} implies unknown country {code!r}")
+                problems.append((("roles", role, "implied_country"),
+                                 f"role {role}: title {title!r} implies unknown country {code!r}"))
     return problems
 
 
@@ -224,5 +230,5 @@ def load_gazetteer(path: Path) -> Gazetteer:
         raise RuleError(locator.problems(exc)) from exc
     problems = validate_spec(spec)
     if problems:
-        raise RuleError([Problem(str(path), None, p) for p in problems])
+        raise RuleError([Problem(str(path), locator.line(loc), msg) for loc, msg in problems])
     return compile_gazetteer(spec)

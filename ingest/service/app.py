@@ -57,6 +57,9 @@ def load_rule_files(settings: Settings) -> tuple[Gazetteer, RuleSet]:
     """The gazetteer and the rule set named by the settings (raises RuleError)."""
     gaz = load_gazetteer(settings.gazetteer_path)
     rules = load_rules([settings.rules_dir], gaz)
+    if not settings.channels:
+        log.warning("config.no_channels", config=settings.source,
+                    hint="alerts are stored but not delivered; add a channel under channels:")
     for rule in rules.rules:
         unknown = [c for c in rule.spec.notify if c not in settings.channels]
         if unknown and settings.channels:
@@ -111,6 +114,12 @@ class App:
         log.info("app.started", feeds=len(feeds), rules=len(rules),
                  channels=list(settings.channels), database=settings.database_url.split("@")[-1])
         return cls(settings, store, runner, rules, fetch_http, send_http, notifiers, clock)
+
+    def apply_rules(self, gaz: Gazetteer, rules: RuleSet) -> None:
+        """Put a freshly loaded gazetteer and rule set in force (from the next batch on)."""
+        self.runner.analyzer.gaz = gaz
+        self.rules = rules
+        log.info("rules.reloaded", rules=len(rules), entities=len(gaz.entities))
 
     async def close(self) -> None:
         for notifier in self.notifiers.values():

@@ -10,6 +10,7 @@ import structlog
 
 from ingest.errors import DeliveryError
 from ingest.notify.base import Notifier
+from ingest.notify.retry import retry_at
 from ingest.store.base import PendingDelivery, Store
 
 log = structlog.get_logger("ingest.deliver")
@@ -18,7 +19,7 @@ log = structlog.get_logger("ingest.deliver")
 async def deliver_pending(store: Store, notifiers: Mapping[str, Notifier], *, max_attempts: int,
                           clock: Callable[[], datetime], limit: int = 500) -> tuple[int, int]:
     """Attempt every pending delivery once; return (delivered, failed)."""
-    pending = await store.pending_deliveries(max_attempts, limit)
+    pending = await store.pending_deliveries(max_attempts, limit, now=clock())
     results = await asyncio.gather(*(_deliver_one(store, notifiers, d, max_attempts, clock)
                                      for d in pending))
     delivered = sum(results)
@@ -39,12 +40,16 @@ async def _deliver_one(store: Store, notifiers: Mapping[str, Notifier], d: Pendi
         receipt = await notifier.send(d.alert)
     except DeliveryError as exc:
         dead = exc.permanent or d.attempts + 1 >= max_attempts
-        await store.record_delivery(d.id, ok=False, detail=str(exc), now=clock(), dead=dead)
+        now = clock()
+        await store.record_delivery(d.id, ok=False, detail=str(exc), now=now, dead=dead,
+                                    retry_at=retry_at(now, d.attempts + 1))
         dlog.warning("delivery.failed", error=str(exc), dead=dead)
         return False
     except Exception as exc:  # a channel bug must not lose the alert or stop the others
-        await store.record_delivery(d.id, ok=False, now=clock(),
-                                    detail=f"unexpected {type(exc).__name__}: {exc}")
+        now = clock()
+        await store.record_delivery(d.id, ok=False, now=now, dead=d.attempts + 1 >= max_attempts,
+                                    detail=f"unexpected {type(exc).__name__}: {exc}",
+                                    retry_at=retry_at(now, d.attempts + 1))
         dlog.exception("delivery.crashed")
         return False
     await store.record_delivery(d.id, ok=True, detail=receipt, now=clock())

@@ -1,6 +1,7 @@
 """The daemon: an APScheduler job runs a cycle every tick until a signal stops it.
 
-SIGTERM/SIGINT stop claiming new work; the cycle in flight gets ``grace_s`` to
+SIGHUP reloads the rules and the gazetteer (a broken file is reported and the rules
+in force stay).  SIGTERM/SIGINT stop claiming new work; the cycle in flight gets ``grace_s`` to
 finish, then is cancelled.  Cancelling is safe: an entry is marked processed in the
 same transaction as its alerts, and a delivery is marked done only after the
 receiver accepted it, so anything interrupted is simply done again next time.
@@ -15,7 +16,8 @@ from datetime import datetime
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from ingest.service.app import App
+from ingest.errors import IngestError
+from ingest.service.app import App, load_rule_files
 
 log = structlog.get_logger("ingest.scheduler")
 
@@ -28,6 +30,7 @@ class Daemon:
         self.grace_s = grace_s
         self.stop = asyncio.Event()
         self._current: asyncio.Task[object] | None = None
+        self._reloads: set[asyncio.Task[bool]] = set()
 
     async def _cycle_job(self) -> None:
         if self.stop.is_set():
@@ -46,6 +49,7 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for sig in STOP_SIGNALS:
             loop.add_signal_handler(sig, self._request_stop, sig)
+        loop.add_signal_handler(signal.SIGHUP, self._request_reload)
         scheduler = AsyncIOScheduler(event_loop=loop, timezone="UTC")
         scheduler.add_job(self._cycle_job, "interval", seconds=self.app.settings.polling.tick,
                           id="cycle", max_instances=1, coalesce=True,
@@ -56,7 +60,7 @@ class Daemon:
             await self.stop.wait()
         finally:
             scheduler.shutdown(wait=False)
-            for sig in STOP_SIGNALS:
+            for sig in (*STOP_SIGNALS, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
             await self._drain()
         log.info("daemon.stopped")
@@ -64,6 +68,21 @@ class Daemon:
     def _request_stop(self, sig: signal.Signals) -> None:
         log.info("daemon.stopping", signal=sig.name)
         self.stop.set()
+
+    def _request_reload(self) -> None:
+        task = asyncio.get_running_loop().create_task(self.reload())
+        self._reloads.add(task)
+        task.add_done_callback(self._reloads.discard)
+
+    async def reload(self) -> bool:
+        """Reload rules and gazetteer; on any error keep the rules in force and say why."""
+        try:
+            gaz, rules = await asyncio.to_thread(load_rule_files, self.app.settings)
+        except IngestError as exc:
+            log.error("rules.reload_failed", error=str(exc), kept=len(self.app.rules))
+            return False
+        self.app.apply_rules(gaz, rules)
+        return True
 
     async def _drain(self) -> None:
         task = self._current

@@ -76,6 +76,7 @@ deliveries = Table(
     Column("channel", String(200), nullable=False),
     Column("state", String(16), nullable=False, index=True),  # pending | delivered | failed | dead
     Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", DateTime, nullable=True, index=True),
     Column("last_error", Text, nullable=True),
     Column("receipt", Text, nullable=True),
     Column("created_at", DateTime, nullable=False),

@@ -6,6 +6,8 @@ Datetimes are stored as naive UTC and returned timezone-aware.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -69,8 +71,13 @@ class SqlStore:
         self._dialect = parsed.get_backend_name()
         if self._dialect == "sqlite" and parsed.database and parsed.database != ":memory:":
             Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        # SQLite allows one writer at a time: transactions are serialised in-process, and a
+        # busy timeout covers other processes (a second instance is issue-tracked work).
+        self._serial = asyncio.Lock() if self._dialect == "sqlite" else None
+        options: dict[str, Any] = {"connect_args": {"timeout": 30}} \
+            if self._dialect == "sqlite" else {"pool_pre_ping": True}
         try:
-            self.engine: AsyncEngine = create_async_engine(self.url)
+            self.engine: AsyncEngine = create_async_engine(self.url, **options)
         except (SQLAlchemyError, ImportError, ValueError) as exc:
             raise StorageError(f"cannot use database {url!r}: {exc}") from exc
 
@@ -80,6 +87,11 @@ class SqlStore:
 
     @asynccontextmanager
     async def _tx(self) -> AsyncIterator[AsyncConnection]:
+        async with self._serial or contextlib.nullcontext(), self._begin() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def _begin(self) -> AsyncIterator[AsyncConnection]:
         try:
             async with self.engine.begin() as conn:
                 yield conn
@@ -220,12 +232,18 @@ class SqlStore:
 
     # -- deliveries -----------------------------------------------------------
 
-    async def pending_deliveries(self, max_attempts: int, limit: int) -> list[PendingDelivery]:
+    async def pending_deliveries(self, max_attempts: int, limit: int,
+                                 now: datetime | None = None) -> list[PendingDelivery]:
+        """Deliveries to attempt: pending or failed, under the attempt limit, and due at ``now``."""
         query = (select(t.deliveries.c.id, t.deliveries.c.channel, t.deliveries.c.attempts,
                         t.alerts.c.payload)
                  .join(t.alerts, t.alerts.c.id == t.deliveries.c.alert_id)
                  .where(t.deliveries.c.state.in_(("pending", "failed")))
-                 .where(t.deliveries.c.attempts < max_attempts)
+                 .where(t.deliveries.c.attempts < max_attempts))
+        if now is not None:
+            query = query.where(t.deliveries.c.next_attempt_at.is_(None)
+                                | (t.deliveries.c.next_attempt_at <= _naive(now)))
+        query = (query
                  .order_by(t.deliveries.c.id).limit(limit))
         async with self._tx() as conn:
             rows = (await conn.execute(query)).all()
@@ -233,13 +251,14 @@ class SqlStore:
                 for r in rows]
 
     async def record_delivery(self, delivery_id: int, *, ok: bool, detail: str, now: datetime,
-                              dead: bool = False) -> None:
+                              dead: bool = False, retry_at: datetime | None = None) -> None:
         values: dict[str, Any] = {"attempts": t.deliveries.c.attempts + 1,
                                   "updated_at": _naive(now)}
         if ok:
             values.update(state="delivered", receipt=detail[:500], delivered_at=_naive(now))
         else:
-            values.update(state="dead" if dead else "failed", last_error=detail[:2000])
+            values.update(state="dead" if dead else "failed", last_error=detail[:2000],
+                          next_attempt_at=_naive(retry_at))
         async with self._tx() as conn:
             await conn.execute(update(t.deliveries).where(t.deliveries.c.id == delivery_id)
                                .values(**values))
