@@ -87,7 +87,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--entries", type=int, default=1000, help="entries for the NLP rows")
     args = parser.parse_args()
-    configure_logging("warning", "console")
+    configure_logging("error", "console")
     source, docs = documents()
     gaz = load_gazetteer(REPO / "rules" / "entities.yaml")
     rules = load_rules([REPO / "rules"], gaz)

@@ -92,6 +92,7 @@ def report_lines(r: DemoResult) -> list[str]:
     lines = ["", f"Cycle 1: polled {r.feeds} feeds, {r.entries} new entries, "
              f"{len(r.alerts)} alerts."]
     lines += [f"  ALERT  {a}" for a in r.alerts]
+    lines.append(f"  quiet  {r.entries - len(r.alerts)} other stories raised no alert")
     lines += ["", f"Webhook received {len(r.webhook)} alert(s) "
               f"(signatures {'verified' if r.webhook_signed else 'NOT verified'}):"]
     for p in r.webhook:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from ingest.rules.load import RuleSet, load_rules
 from ingest.testing import FeedServer, SmtpSink, WebhookReceiver
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
+SHARED = Path(os.environ.get("INGEST_SHARED", REPO.parent / "shared"))
 
 
 def shared_path(*parts: str) -> Path:

@@ -23,8 +23,8 @@ async def process_entries(entries: Sequence[StoredEntry], *, runner: NlpRunner, 
                           clock: Callable[[], datetime]) -> list[Alert]:
     """Analyse, match and record each entry; return the alerts that are new.
 
-    An entry is marked processed in the same transaction that stores its alerts, so a
-    crash in between leaves it unprocessed and it is simply done again.
+    A batch of entries is marked processed in the same transaction that stores their
+    alerts, so a crash in between leaves them unprocessed and they are simply done again.
     """
     created: list[Alert] = []
     size = settings.nlp.batch_size
@@ -34,18 +34,19 @@ async def process_entries(entries: Sequence[StoredEntry], *, runner: NlpRunner, 
         texts = [s.entry.document(settings.nlp.max_chars) for s in batch]
         dates = [(s.entry.published or now).date() for s in batch]
         analyses = await runner.analyze(texts, dates)
+        results = []
         for stored, analysis in zip(batch, analyses, strict=True):
-            entry = stored.entry
             alerts = []
-            for match in match_all(rules.rules, analysis, entry.feed_id):
+            for match in match_all(rules.rules, analysis, stored.entry.feed_id):
                 rule = rules.get(match.rule_id)
                 assert rule is not None
                 channels = settings.channels_for(tuple(rule.spec.notify))
-                alerts.append(make_alert(rule, match, entry, clock(), channels))
-            new = await store.record_processed(stored.id, alerts, clock())
-            for alert in new:
-                log.info("alert.created", alert_id=alert.id, rule_id=alert.rule_id,
-                         feed_id=entry.feed_id, entry_id=stored.id, title=entry.title,
-                         channels=list(alert.channels))
-            created.extend(new)
+                alerts.append(make_alert(rule, match, stored.entry, clock(), channels))
+            results.append((stored.id, alerts))
+        new = await store.record_processed_batch(results, clock())
+        for alert in new:
+            log.info("alert.created", alert_id=alert.id, rule_id=alert.rule_id,
+                     feed_id=alert.feed_id, entry_key=alert.entry_key, title=alert.entry_title,
+                     channels=list(alert.channels))
+        created.extend(new)
     return created

@@ -78,6 +78,9 @@ class Store(Protocol):
     async def record_processed(self, entry_id: int, alerts: Sequence[Alert],
                                now: datetime) -> list[Alert]: ...
 
+    async def record_processed_batch(self, results: Sequence[tuple[int, Sequence[Alert]]],
+                                     now: datetime) -> list[Alert]: ...
+
     async def pending_deliveries(self, max_attempts: int, limit: int,
                                  now: datetime | None = None) -> list[PendingDelivery]: ...
 

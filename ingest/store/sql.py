@@ -212,22 +212,32 @@ class SqlStore:
 
         Returns the alerts that were new (an alert already stored is not returned).
         """
+        return await self.record_processed_batch([(entry_id, alerts)], now)
+
+    async def record_processed_batch(self, results: Sequence[tuple[int, Sequence[Alert]]],
+                                     now: datetime) -> list[Alert]:
+        """:meth:`record_processed` for many entries in one transaction."""
         created: list[Alert] = []
         async with self._tx() as conn:
-            for alert in alerts:
-                stmt = (self._insert(t.alerts).values(
-                    id=alert.id, rule_id=alert.rule_id, entry_id=entry_id, severity=alert.severity,
-                    created_at=_naive(alert.created_at), payload=alert_to_json(alert))
-                    .on_conflict_do_nothing().returning(t.alerts.c.id))
-                if (await conn.execute(stmt)).first() is None:
-                    continue
-                created.append(alert)
-                for channel in alert.channels:
-                    await conn.execute(self._insert(t.deliveries).values(
-                        alert_id=alert.id, channel=channel, state="pending", attempts=0,
-                        created_at=_naive(now), updated_at=_naive(now)).on_conflict_do_nothing())
-            await conn.execute(update(t.entries).where(t.entries.c.id == entry_id)
-                               .values(processed_at=_naive(now)))
+            for entry_id, alerts in results:
+                for alert in alerts:
+                    stmt = (self._insert(t.alerts).values(
+                        id=alert.id, rule_id=alert.rule_id, entry_id=entry_id,
+                        severity=alert.severity, created_at=_naive(alert.created_at),
+                        payload=alert_to_json(alert))
+                        .on_conflict_do_nothing().returning(t.alerts.c.id))
+                    if (await conn.execute(stmt)).first() is None:
+                        continue
+                    created.append(alert)
+                    for channel in alert.channels:
+                        await conn.execute(self._insert(t.deliveries).values(
+                            alert_id=alert.id, channel=channel, state="pending", attempts=0,
+                            created_at=_naive(now), updated_at=_naive(now))
+                            .on_conflict_do_nothing())
+            ids = [entry_id for entry_id, _ in results]
+            if ids:
+                await conn.execute(update(t.entries).where(t.entries.c.id.in_(ids))
+                                   .values(processed_at=_naive(now)))
         return created
 
     # -- deliveries -----------------------------------------------------------
