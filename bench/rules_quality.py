@@ -6,6 +6,11 @@ the labels that are positives).  Nothing here is committed data: the corpus is
 read from ../shared and skipped with a message when absent.
 
     .venv/bin/python bench/rules_quality.py [--show]
+    .venv/bin/python bench/rules_quality.py --items labelled.yaml [--show]
+
+``--items`` scores the rules on a YAML list of labelled items instead
+(``- {rule: ID, expect: true|false, date: YYYY-MM-DD, text: "..."}``) and prints
+precision, recall and F1 per rule, with the misses when ``--show`` is given.
 """
 
 from __future__ import annotations
@@ -52,10 +57,49 @@ def load_items() -> list[tuple[str, str]]:
     return items
 
 
+def score_items(path: Path, show: bool) -> int:
+    """Precision/recall per rule on a labelled YAML list."""
+    import yaml
+
+    items = yaml.safe_load(path.read_text(encoding="utf-8"))
+    gaz = load_gazetteer(REPO / "rules" / "entities.yaml")
+    rules = load_rules([REPO / "rules"], gaz)
+    analyzer = Analyzer(load_model("en_core_web_sm"), gaz)
+    analyses = analyzer.analyze([i["text"] for i in items],
+                                [date.fromisoformat(str(i["date"])) for i in items])
+    print(f"| {'rule':26} | {'items':>5} | {'tp':>3} | {'fp':>3} | {'fn':>3} | {'prec':>5} | "
+          f"{'recall':>6} | {'F1':>5} |")
+    print(f"|{'-' * 28}|{'-' * 7}|{'-' * 5}|{'-' * 5}|{'-' * 5}|{'-' * 7}|{'-' * 8}|{'-' * 7}|")
+    misses = []
+    for rule in rules.rules:
+        mine = [(i, a) for i, a in zip(items, analyses, strict=True) if i["rule"] == rule.id]
+        if not mine:
+            continue
+        tp = fp = fn = 0
+        for item, analysis in mine:
+            fired = any(m.rule_id == rule.id for m in match_all((rule,), analysis, "eval"))
+            tp += fired and item["expect"]
+            fp += fired and not item["expect"]
+            fn += (not fired) and item["expect"]
+            if fired != item["expect"]:
+                misses.append(f"{'FP' if fired else 'FN'} {rule.id:26} {item['text'][:150]}")
+        prec = tp / (tp + fp) if tp + fp else 1.0
+        rec = tp / (tp + fn) if tp + fn else 1.0
+        f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
+        print(f"| {rule.id:26} | {len(mine):5} | {tp:3} | {fp:3} | {fn:3} | {prec:5.2f} | "
+              f"{rec:6.2f} | {f1:5.2f} |")
+    if show:
+        print("\n".join(["", *misses]))
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--show", action="store_true", help="print every item a rule fires on")
+    parser.add_argument("--items", type=Path, help="a labelled YAML list to score instead")
     args = parser.parse_args()
+    if args.items:
+        return score_items(args.items, args.show)
     if not EVENTS.exists():
         print(f"skipped: {EVENTS} is absent (the shared corpus lives beside the repository)")
         return 0

@@ -87,6 +87,9 @@ class Token:
     lemma: str
     start: int
     sent: int  # index of the sentence holding this token
+    head: int = -1  # index (in Analysis.tokens) of its syntactic head; itself for a root
+    dep: str = ""  # dependency label (dobj, nsubjpass, compound, prep, pobj, ...)
+    pos: str = ""  # coarse part of speech (VERB, NOUN, PROPN, ...)
 
     @property
     def end(self) -> int:

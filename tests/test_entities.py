@@ -137,3 +137,24 @@ def test_gazetteer_error_names_file_and_line(tmp_path) -> None:  # type: ignore[
                    "  - id: x\n    name: X Y\n    roles:\n      - {role: king}\n")
     with pytest.raises(RuleError, match=r"entities\.yaml:7: entity x: unknown role 'king'"):
         load_gazetteer(bad)
+
+
+def test_plural_title_in_apposition(analyzer: Analyzer) -> None:
+    """'A and B, the two countries' defence ministers' gives both the role."""
+    text = ("Germany's Boris Pistorius and France's Sebastien Lecornu, the two countries' "
+            "defence ministers, met in Paris.")
+    found = role_holders(analyzer, text, "defence-minister")
+    assert {m.country for m in found} == {"DE", "FR"}
+
+
+def test_plural_title_with_countries(analyzer: Analyzer) -> None:
+    """'the Turkish and Greek defence ministers' are two office-holders."""
+    found = role_holders(analyzer, "The Turkish and Greek defence ministers met.",
+                         "defence-minister")
+    assert sorted(m.country or "" for m in found) == ["GR", "TR"]
+
+
+def test_known_weapon_name_inside_another_name(analyzer: Analyzer) -> None:
+    """'Tomahawk' inside 'Tomahawk Steakhouse' is not the missile."""
+    found = mentions(analyzer, "The Tomahawk Steakhouse Company opened in Ohio on Monday.")
+    assert not any(m.id == "tomahawk" for m in found)

@@ -148,3 +148,53 @@ def test_duplicate_ids_rejected(tmp_path: Path) -> None:
 def test_rules_dir_skips_gazetteer(ruleset) -> None:  # type: ignore[no-untyped-def]
     """The shipped rules folder loads both rules and not the gazetteer."""
     assert {r.id for r in ruleset.rules} == {"missile-deployment", "defence-minister-contact"}
+
+
+def parsed(words: list[tuple[str, str, int, str, str]]) -> Analysis:
+    """A one-sentence analysis from (text, lemma, head, dep, pos) tuples."""
+    tokens, text = [], ""
+    for word, lemma, head, dep, pos in words:
+        tokens.append(Token(word, lemma, len(text), 0, head, dep, pos))
+        text += word + " "
+    return Analysis(text, tuple(tokens), ((0, len(text) - 1),), ())
+
+
+def test_action_needs_the_weapon_as_object() -> None:
+    """`action` fires when the missile is what is deployed, not where troops go."""
+    r = rule({"action": {"verb": ["deploy"], "object": {"lemma": ["missile"]}}})
+    deployed_missiles = parsed([("Russia", "russia", 1, "nsubj", "PROPN"),
+                                ("deployed", "deploy", 1, "ROOT", "VERB"),
+                                ("missiles", "missile", 1, "dobj", "NOUN")])
+    police_at_factory = parsed([("Police", "police", 1, "nsubjpass", "NOUN"),
+                                ("deployed", "deploy", 1, "ROOT", "VERB"),
+                                ("outside", "outside", 1, "prep", "ADP"),
+                                ("missile", "missile", 4, "compound", "NOUN"),
+                                ("factory", "factory", 2, "pobj", "NOUN")])
+    assert match_rule(r, deployed_missiles, "f") is not None
+    assert match_rule(r, police_at_factory, "f") is None
+
+
+def test_action_on_noun_with_of_complement() -> None:
+    """'deployment of cruise missiles' counts: the 'of' phrase is the object."""
+    r = rule({"action": {"verb": ["deploy"], "object": {"lemma": ["missile"]}}})
+    doc = parsed([("deployment", "deployment", 0, "ROOT", "NOUN"),
+                  ("of", "of", 0, "prep", "ADP"),
+                  ("cruise", "cruise", 3, "compound", "NOUN"),
+                  ("missiles", "missile", 1, "pobj", "NOUN")])
+    m = match_rule(r, doc, "f")
+    assert m is not None and set(m.terms) == {"deployment", "missiles"}
+
+
+def test_action_subject() -> None:
+    """`subject` matches who acts: 'Patriot batteries arrived'."""
+    r = rule({"action": {"verb": ["arrive"], "subject": {"keyword": ["Patriot"]}}})
+    doc = parsed([("Patriot", "patriot", 1, "compound", "PROPN"),
+                  ("batteries", "battery", 2, "nsubj", "NOUN"),
+                  ("arrived", "arrive", 2, "ROOT", "VERB")])
+    assert match_rule(r, doc, "f") is not None
+
+
+def test_action_needs_an_argument() -> None:
+    """An `action` without object or subject is rejected at load time."""
+    with pytest.raises(ValueError, match="needs `object`, `subject`"):
+        RuleSpec.model_validate({"id": "r", "title": "t", "when": {"action": {"verb": "x"}}})

@@ -65,6 +65,7 @@ def extract_mentions(text: str, sentences: Sequence[tuple[int, int]], ner: Seque
         mentions.append(Mention(surface, start, end, label, sent(start), _strip_possessive(surface),
                                 country=_country_of(surface, gaz)))
     mentions.sort(key=lambda m: m.start)
+    mentions = [_person_country(text, m, gaz) for m in mentions]
     mentions = _apply_titles(text, mentions, gaz, on, sent)
     mentions.extend(_counterparts(text, mentions, gaz, sent))
     mentions.sort(key=lambda m: (m.start, m.end))
@@ -116,6 +117,8 @@ def _mention_for_name(text: str, n: _Name, gaz: Gazetteer, on: date, ner: Sequen
     entity = gaz.entities[ref]
     if kind == "surname" and not _surname_in_context(text, n, ner, entity.id, full_seen):
         return None
+    if kind == "entity" and entity.label != "PERSON" and _inside_other_name(n, ner):
+        return None
     start, end = n.start, n.end
     if kind == "surname":
         # Widen to spaCy's PERSON span ("Lloyd J. Austin") when it is this person's name;
@@ -128,6 +131,16 @@ def _mention_for_name(text: str, n: _Name, gaz: Gazetteer, on: date, ner: Sequen
     return Mention(text[start:end], start, end, entity.label, sent(start), entity.name,
                    id=entity.id, country=entity.country, roles=_roles_on(gaz, entity.id, on),
                    source="gazetteer")
+
+
+# A known name inside a longer name of these kinds is part of that name:
+# "Tomahawk Steakhouse", "the Patriot Act", "Austin Peay State University".
+_OTHER_NAMES = frozenset({"ORG", "FAC", "GPE", "LOC", "PERSON", "WORK_OF_ART", "EVENT", "LAW"})
+
+
+def _inside_other_name(n: _Name, ner: Sequence[NerSpan]) -> bool:
+    return any(s <= n.start and n.end <= e and (e - s) > (n.end - n.start) and lab in _OTHER_NAMES
+               for s, e, lab in ner)
 
 
 def _same_person(span: str, name: str, aliases: Sequence[str]) -> bool:
@@ -147,11 +160,16 @@ def _surname_in_context(text: str, n: _Name, ner: Sequence[NerSpan], entity_id: 
     label = next((lab for s, e, lab in ner if s <= n.start and n.end <= e), None)
     if label == "PERSON" or _HONORIFIC.search(text[max(0, n.start - 20):n.start]):
         return True
-    if label is None:
+    if label is None or entity_id in full_seen:
         return True
-    if label in ("GPE", "LOC", "FAC") and _place_follows(text, n.end, ner):
-        return False
-    return entity_id in full_seen
+    # spaCy's small model often calls an unfamiliar surname a place ("Austin and Blinken
+    # met"): believe it only when the words around it say place.
+    return not (_place_follows(text, n.end, ner) or _PLACE_BEFORE.search(text[:n.start]))
+
+
+_PLACE_BEFORE = re.compile(
+    r"\b(?:in|at|from|to|near|across|outside|around|of|the|downtown|city\s+of)\s+$",
+    re.IGNORECASE)
 
 
 def _place_follows(text: str, pos: int, ner: Sequence[NerSpan]) -> bool:
@@ -258,6 +276,12 @@ def _apply_titles(text: str, mentions: list[Mention], gaz: Gazetteer, on: date,
     people = [i for i, m in enumerate(mentions) if m.label == "PERSON"]
     out = list(mentions)
     for t in _find_titles(text, gaz):
+        if t.plural and not t.countries and t.holder:
+            # "Sweden's Pal Jonson and Finland's Antti Hakkanen, the two countries' ministers"
+            for i in _coordinated_people_before(text, out, t.start):
+                person = out[i]
+                out[i] = replace(person, roles=tuple(dict.fromkeys((*person.roles, *t.roles))))
+            continue
         if t.plural:
             if t.holder:
                 out.extend(Mention(text[t.start:t.end], t.start, t.end, "PERSON", sent(t.start),
@@ -284,6 +308,33 @@ def _apply_titles(text: str, mentions: list[Mention], gaz: Gazetteer, on: date,
     titled = [(m.start, m.end) for m in out if m.source == "title"]
     return [m for m in out if m.source == "title" or m.label not in ("GPE", "NORP")
             or not any(s <= m.start and m.end <= e for s, e in titled)]
+
+
+_PLURAL_APPOSITION = re.compile(
+    r"^\s*,\s*(?:the\s+|their\s+)?(?:two\s+|three\s+|four\s+)?"
+    r"(?:(?:countries|nations)(?:'|’)\s+|respective\s+)?$", re.IGNORECASE)
+_AND = re.compile(r"^\s*(?:,\s*and|,|and|&)\s*(?:\w+(?:'s|’s)\s+)?$")
+
+
+def _coordinated_people_before(text: str, mentions: list[Mention], pos: int) -> list[int]:
+    """People listed just before a plural title in apposition: "A and B, the two ..."."""
+    people = [i for i, m in enumerate(mentions) if m.label == "PERSON" and m.end <= pos]
+    if not people or not _PLURAL_APPOSITION.match(text[mentions[people[-1]].end:pos]):
+        return []
+    chosen = [people[-1]]
+    for i in reversed(people[:-1]):
+        if not _AND.match(text[mentions[i].end:mentions[chosen[-1]].start]):
+            break
+        chosen.append(i)
+    return chosen if len(chosen) > 1 else []
+
+
+def _person_country(text: str, m: Mention, gaz: Gazetteer) -> Mention:
+    """"Sweden's Pal Jonson", "Chilean minister Marta Iturra": an unknown person's country."""
+    if m.label != "PERSON" or m.country is not None:
+        return m
+    mod = _modifier_before(text[max(0, m.start - 40):m.start], gaz)
+    return replace(m, country=mod[1]) if mod is not None else m
 
 
 def _holder_index(text: str, mentions: list[Mention], people: list[int], t: _Title) -> int | None:

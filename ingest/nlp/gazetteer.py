@@ -126,7 +126,14 @@ def surnames(entity: EntitySpec) -> set[str]:
         return set()
     if entity.surname:
         return {entity.surname}
-    return {s for a in (entity.name, *entity.aliases) if (s := surname_of(a, entity.country))}
+    first = entity.name.split()[0] if entity.name.split() else ""
+    out = set()
+    for alias in (entity.name, *entity.aliases):
+        s = surname_of(alias, entity.country)
+        # Skip reversed-order aliases ("Nakatani Gen"), honorifics and one- or two-letter words.
+        if s and s != first and fold(s).rstrip(".") not in HONORIFICS and len(s) > 2:
+            out.add(s)
+    return out
 
 
 def compile_gazetteer(spec: GazetteerSpec) -> Gazetteer:

@@ -68,8 +68,11 @@ def to_analysis(doc: Any, gaz: Gazetteer, on: date) -> Analysis:
     for i, s in enumerate(doc.sents):
         for tok in s:
             sent_of[tok.i] = i
-    tokens = tuple(Token(t.text, t.lemma_.lower(), t.idx, sent_of.get(t.i, 0))
-                   for t in doc if not t.is_space)
+    kept = [t for t in doc if not t.is_space]
+    index = {t.i: n for n, t in enumerate(kept)}
+    tokens = tuple(Token(t.text, t.lemma_.lower(), t.idx, sent_of.get(t.i, 0),
+                         index.get(t.head.i, n), t.dep_, t.pos_)
+                   for n, t in enumerate(kept))
     ner = tuple((e.start_char, e.end_char, e.label_) for e in doc.ents)
     mentions = extract_mentions(doc.text, sentences, ner, gaz, on)
     return Analysis(doc.text, tokens, sentences, mentions)

@@ -57,12 +57,20 @@ class LemmaLeaf:
 
 
 @dataclass(frozen=True)
+class ActionLeaf:
+    verbs: frozenset[str]  # stems
+    object: Node | None
+    subject: Node | None
+    describe: str
+
+
+@dataclass(frozen=True)
 class SourceLeaf:
     feeds: frozenset[str]
     describe: str
 
 
-Node = Branch | EntityLeaf | PatternLeaf | LemmaLeaf | SourceLeaf
+Node = Branch | EntityLeaf | PatternLeaf | LemmaLeaf | SourceLeaf | ActionLeaf
 
 
 @dataclass(frozen=True)
@@ -121,6 +129,15 @@ def compile_node(node: NodeSpec, gaz: Gazetteer | None,
         words = frozenset(stem(t) for t in node.lemma if len(t.split()) == 1)
         seqs = tuple(tuple(stem(w) for w in t.split()) for t in node.lemma if len(t.split()) > 1)
         return LemmaLeaf(words, seqs, f"lemma {node.lemma}")
+    if node.action is not None:
+        act = node.action
+        return ActionLeaf(
+            verbs=frozenset(stem(v) for v in act.verb),
+            object=compile_node(act.object, gaz, (*path, "action", "object"))
+            if act.object is not None else None,
+            subject=compile_node(act.subject, gaz, (*path, "action", "subject"))
+            if act.subject is not None else None,
+            describe=f"action {act.verb}")
     assert node.source is not None
     return SourceLeaf(frozenset(node.source), f"source {node.source}")
 

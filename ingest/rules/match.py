@@ -11,7 +11,9 @@ from dataclasses import dataclass
 
 from ingest.model import Analysis, Hit, Mention, RuleMatch, Token
 from ingest.nlp.gazetteer import fold
+from ingest.rules import syntax
 from ingest.rules.compile import (
+    ActionLeaf,
     Branch,
     CompiledRule,
     EntityLeaf,
@@ -35,18 +37,20 @@ class View:
     tokens: tuple[Token, ...]
     mentions: tuple[Mention, ...]
     feed_id: str
+    all_tokens: tuple[Token, ...] = ()  # every token of the document (syntax spans sentences)
 
 
 def views(analysis: Analysis, feed_id: str, scope: str) -> list[View]:
     """The units a rule with ``scope`` is evaluated on."""
     if scope == "document" or not analysis.sentences:
         return [View(analysis.text, 0, len(analysis.text), analysis.tokens, analysis.mentions,
-                     feed_id)]
+                     feed_id, analysis.tokens)]
     out = []
     for i, (start, end) in enumerate(analysis.sentences):
         out.append(View(analysis.text, start, end,
                         tuple(t for t in analysis.tokens if t.sent == i),
-                        tuple(m for m in analysis.mentions if start <= m.start < end), feed_id))
+                        tuple(m for m in analysis.mentions if start <= m.start < end), feed_id,
+                        analysis.tokens))
     return out
 
 
@@ -62,6 +66,8 @@ def evaluate(node: Node, view: View) -> tuple[Hit, ...] | None:
         return hits or None
     if isinstance(node, LemmaLeaf):
         return _lemma(node, view)
+    if isinstance(node, ActionLeaf):
+        return _action(node, view)
     if isinstance(node, SourceLeaf):
         return (Hit("source", view.feed_id, 0, 0, node.describe),) \
             if view.feed_id in node.feeds else None
@@ -120,6 +126,49 @@ def _lemma(leaf: LemmaLeaf, view: View) -> tuple[Hit, ...] | None:
                 hits.append(Hit("lemma", view.text[tok.start:last.end], tok.start, last.end,
                                 leaf.describe))
     return tuple(hits) or None
+
+
+def _action(leaf: ActionLeaf, view: View) -> tuple[Hit, ...] | None:
+    tokens = view.all_tokens
+    kids: list[list[int]] | None = None
+    found: list[Hit] = []
+    for i, tok in enumerate(tokens):
+        if not (view.start <= tok.start < view.end):
+            continue
+        if stem(tok.lemma) not in leaf.verbs and stem(tok.text) not in leaf.verbs:
+            continue
+        kids = kids if kids is not None else syntax.children(tokens)
+        hits = [Hit("action", tok.text, tok.start, tok.end, leaf.describe)]
+        for node, heads in ((leaf.object, syntax.object_heads),
+                            (leaf.subject, syntax.subject_heads)):
+            if node is None:
+                continue
+            role_hits = _argument(node, view, tokens, kids, heads(tokens, kids, i))
+            if role_hits is None:
+                break
+            hits.extend(role_hits)
+        else:
+            found.extend(hits)
+    return tuple(found) or None
+
+
+def _argument(node: Node, view: View, tokens: tuple[Token, ...], kids: list[list[int]],
+              heads: list[int]) -> list[Hit] | None:
+    """Evidence that ``node`` holds on one of the argument phrases, at its head words."""
+    for head in heads:
+        start, end = syntax.subtree_span(kids, tokens, head)
+        phrase = View(view.text, start, end,
+                      tuple(t for t in tokens if start <= t.start < end),
+                      tuple(m for m in view.mentions if start < m.end and m.start < end),
+                      view.feed_id, tokens)
+        hits = evaluate(node, phrase)
+        if not hits:
+            continue
+        words = [tokens[k] for k in syntax.head_words(kids, tokens, head)]
+        kept = [h for h in hits if any(h.start < w.end and w.start < h.end for w in words)]
+        if kept:
+            return kept
+    return None
 
 
 def match_rule(rule: CompiledRule, analysis: Analysis, feed_id: str) -> RuleMatch | None:

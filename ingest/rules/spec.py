@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 Severity = Literal["info", "low", "medium", "high", "critical"]
 SEVERITIES: tuple[str, ...] = ("info", "low", "medium", "high", "critical")
-LEAF_KEYS = ("entity", "keyword", "lemma", "phrase", "regex", "source")
+LEAF_KEYS = ("entity", "keyword", "lemma", "phrase", "regex", "source", "action")
 BRANCH_KEYS = ("all", "any", "not")
 
 
@@ -51,6 +51,7 @@ class NodeSpec(_Spec):
     phrase: list[str] | None = None
     regex: list[str] | None = None
     source: list[str] | None = None
+    action: ActionSpec | None = None
 
     _lists = field_validator("keyword", "lemma", "phrase", "regex", "source", mode="before")(
         classmethod(lambda cls, v: _as_list(v)))
@@ -68,6 +69,32 @@ class NodeSpec(_Spec):
             if value is not None and len(value) == 0:
                 raise ValueError(f"`{key}` must not be empty")
         return self
+
+
+class ActionSpec(_Spec):
+    """``action:`` leaf: a word of action (verb or its noun) and who or what it acts on.
+
+    ``object`` is what the action is done to: the direct object, the subject of a
+    passive ("missiles were deployed"), or the "of" complement of a noun ("deployment
+    of missiles").  ``subject`` is who or what does it ("Patriot batteries arrived").
+    Each is a condition that must hold on the head word of that phrase or on a word
+    directly modifying it ("Patriot batteries", "cruise missiles").
+    """
+
+    verb: list[str] = Field(min_length=1)
+    object: NodeSpec | None = None
+    subject: NodeSpec | None = None
+
+    _lists = field_validator("verb", mode="before")(classmethod(lambda cls, v: _as_list(v)))
+
+    @model_validator(mode="after")
+    def _some_argument(self) -> ActionSpec:
+        if self.object is None and self.subject is None:
+            raise ValueError("an action needs `object`, `subject` or both")
+        return self
+
+
+NodeSpec.model_rebuild()
 
 
 class Example(_Spec):
