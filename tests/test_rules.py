@@ -175,14 +175,16 @@ def test_action_needs_the_weapon_as_object() -> None:
 
 
 def test_action_on_noun_with_of_complement() -> None:
-    """'deployment of cruise missiles' counts: the 'of' phrase is the object."""
-    r = rule({"action": {"verb": ["deploy"], "object": {"lemma": ["missile"]}}})
+    """'deployment of cruise missiles' counts when the rule lists the noun 'deployment'."""
+    r = rule({"action": {"noun": ["deployment"], "object": {"lemma": ["missile"]}}})
     doc = parsed([("deployment", "deployment", 0, "ROOT", "NOUN"),
                   ("of", "of", 0, "prep", "ADP"),
                   ("cruise", "cruise", 3, "compound", "NOUN"),
                   ("missiles", "missile", 1, "pobj", "NOUN")])
     m = match_rule(r, doc, "f")
     assert m is not None and set(m.terms) == {"deployment", "missiles"}
+    only_verb = rule({"action": {"verb": ["deploy"], "object": {"lemma": ["missile"]}}})
+    assert match_rule(only_verb, doc, "f") is None
 
 
 def test_action_subject() -> None:
@@ -198,3 +200,6 @@ def test_action_needs_an_argument() -> None:
     """An `action` without object or subject is rejected at load time."""
     with pytest.raises(ValueError, match="needs `object`, `subject`"):
         RuleSpec.model_validate({"id": "r", "title": "t", "when": {"action": {"verb": "x"}}})
+    with pytest.raises(ValueError, match="needs `verb`, `noun`"):
+        RuleSpec.model_validate({"id": "r", "title": "t",
+                                 "when": {"action": {"object": {"keyword": "x"}}}})

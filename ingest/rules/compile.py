@@ -58,7 +58,8 @@ class LemmaLeaf:
 
 @dataclass(frozen=True)
 class ActionLeaf:
-    verbs: frozenset[str]  # stems
+    verbs: frozenset[str]  # stems: a verb in any form ("deployed", "stationing")
+    nouns: frozenset[str]  # exact words: a noun counts only when listed ("deployment")
     object: Node | None
     subject: Node | None
     describe: str
@@ -133,11 +134,12 @@ def compile_node(node: NodeSpec, gaz: Gazetteer | None,
         act = node.action
         return ActionLeaf(
             verbs=frozenset(stem(v) for v in act.verb),
+            nouns=frozenset(n.lower() for n in act.noun),
             object=compile_node(act.object, gaz, (*path, "action", "object"))
             if act.object is not None else None,
             subject=compile_node(act.subject, gaz, (*path, "action", "subject"))
             if act.subject is not None else None,
-            describe=f"action {act.verb}")
+            describe=f"action {[*act.verb, *act.noun]}")
     assert node.source is not None
     return SourceLeaf(frozenset(node.source), f"source {node.source}")
 

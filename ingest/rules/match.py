@@ -135,7 +135,11 @@ def _action(leaf: ActionLeaf, view: View) -> tuple[Hit, ...] | None:
     for i, tok in enumerate(tokens):
         if not (view.start <= tok.start < view.end):
             continue
-        if stem(tok.lemma) not in leaf.verbs and stem(tok.text) not in leaf.verbs:
+        if tok.pos in syntax.NOUN_POS:
+            # A noun counts only when the rule lists it: "deployment" yes, "base" no.
+            if tok.lemma not in leaf.nouns and tok.text.lower() not in leaf.nouns:
+                continue
+        elif stem(tok.lemma) not in leaf.verbs and stem(tok.text) not in leaf.verbs:
             continue
         kids = kids if kids is not None else syntax.children(tokens)
         hits = [Hit("action", tok.text, tok.start, tok.end, leaf.describe)]

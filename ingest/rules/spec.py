@@ -72,7 +72,7 @@ class NodeSpec(_Spec):
 
 
 class ActionSpec(_Spec):
-    """``action:`` leaf: a word of action (verb or its noun) and who or what it acts on.
+    """``action:`` leaf: a word of action (a verb, or a noun for it) and what it acts on.
 
     ``object`` is what the action is done to: the direct object, the subject of a
     passive ("missiles were deployed"), or the "of" complement of a noun ("deployment
@@ -81,14 +81,18 @@ class ActionSpec(_Spec):
     directly modifying it ("Patriot batteries", "cruise missiles").
     """
 
-    verb: list[str] = Field(min_length=1)
+    verb: list[str] = []  # verbs, in any form: deploy -> deployed, deploying, deploys
+    noun: list[str] = []  # nouns naming the action, as written: deployment, stationing
     object: NodeSpec | None = None
     subject: NodeSpec | None = None
 
-    _lists = field_validator("verb", mode="before")(classmethod(lambda cls, v: _as_list(v)))
+    _lists = field_validator("verb", "noun", mode="before")(
+        classmethod(lambda cls, v: _as_list(v)))
 
     @model_validator(mode="after")
     def _some_argument(self) -> ActionSpec:
+        if not self.verb and not self.noun:
+            raise ValueError("an action needs `verb`, `noun` or both")
         if self.object is None and self.subject is None:
             raise ValueError("an action needs `object`, `subject` or both")
         return self
