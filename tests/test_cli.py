@@ -151,3 +151,21 @@ def _peek(proc: subprocess.Popen[bytes]) -> bytes:
         return proc.stderr.read() or b""
     except BlockingIOError:
         return b""
+
+
+def test_run_once_twice_sends_each_alert_once(tmp_path: Path) -> None:
+    """`ingest run --once` twice over the same feeds: two alerts in total, none repeated."""
+    with FeedServer() as feeds:
+        urls = feeds.serve_dir(REPO / "seeds" / "feeds")
+        cfg = tmp_path / "ingest.yaml"
+        feed_lines = "".join(f"  - {{id: {Path(n).stem}, url: '{u}'}}\n" for n, u in urls.items())
+        cfg.write_text(f"database_url: sqlite:///{tmp_path}/d.db\nrules_dir: {REPO / 'rules'}\n"
+                       f"feeds:\n{feed_lines}"
+                       "channels:\n  out: {type: file, path: alerts.jsonl}\n")
+        for _ in range(2):
+            done = subprocess.run([sys.executable, "-m", "ingest", "run", "--once",
+                                   "--config", str(cfg)], capture_output=True, timeout=120)
+            assert done.returncode == 0, done.stderr.decode()
+    lines = (tmp_path / "alerts.jsonl").read_text().splitlines()
+    rules = sorted(json.loads(line)["rule"]["id"] for line in lines)
+    assert rules == ["defence-minister-contact", "missile-deployment"]
