@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 from collections.abc import Callable
 from datetime import UTC, date, datetime
@@ -57,6 +58,8 @@ def run(config: ConfigOpt = None,
     from ingest.service.scheduler import Daemon
 
     settings = _settings(config)
+    # Until the daemon installs its reload handler, SIGHUP must not end the process.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
     async def main() -> int:
         service = await App.start(settings)

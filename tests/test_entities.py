@@ -158,3 +158,9 @@ def test_known_weapon_name_inside_another_name(analyzer: Analyzer) -> None:
     """'Tomahawk' inside 'Tomahawk Steakhouse' is not the missile."""
     found = mentions(analyzer, "The Tomahawk Steakhouse Company opened in Ohio on Monday.")
     assert not any(m.id == "tomahawk" for m in found)
+
+
+def test_person_and_place_with_one_name(analyzer: Analyzer) -> None:
+    """'Lloyd Austin visited Austin, Texas': one mention of the person, not two."""
+    found = mentions(analyzer, "Lloyd Austin visited Austin, Texas on Friday.")
+    assert [m.text for m in found if m.id == "lloyd-austin"] == ["Lloyd Austin"]

@@ -49,12 +49,10 @@ def extract_mentions(text: str, sentences: Sequence[tuple[int, int]], ner: Seque
         return max(0, bisect.bisect_right(starts, pos) - 1)
 
     names = _find_names(text, gaz)
-    # A surname alone counts anywhere once the full name appears anywhere in the text.
-    full_seen = {n.target.ref for n in names if n.target.kind == "entity"}
     mentions: list[Mention] = []
     claimed: list[tuple[int, int]] = []
     for n in names:
-        m = _mention_for_name(text, n, gaz, on, ner, full_seen, sent)
+        m = _mention_for_name(text, n, gaz, on, ner, sent)
         if m is not None:
             mentions.append(m)
             claimed.append((m.start, m.end))
@@ -106,16 +104,18 @@ def _roles_on(gaz: Gazetteer, entity_id: str, on: date) -> tuple[str, ...]:
 
 
 def _mention_for_name(text: str, n: _Name, gaz: Gazetteer, on: date, ner: Sequence[NerSpan],
-                      full_seen: set[str], sent: object) -> Mention | None:
+                      sent: object) -> Mention | None:
     assert callable(sent)
     kind, ref = n.target.kind, n.target.ref
     if kind in ("country", "demonym"):
+        if _inside_other_name(n, ner):  # "Jordan Peterson", "the Warsaw Pact"
+            return None
         label = "GPE" if kind == "country" else "NORP"
         name = gaz.countries[ref].name
         return Mention(n.text, n.start, n.end, label, sent(n.start), name,
                        id=f"country:{ref.lower()}", country=ref, source="gazetteer")
     entity = gaz.entities[ref]
-    if kind == "surname" and not _surname_in_context(text, n, ner, entity.id, full_seen):
+    if kind == "surname" and not _surname_in_context(text, n, ner):
         return None
     if kind == "entity" and entity.label != "PERSON" and _inside_other_name(n, ner):
         return None
@@ -149,8 +149,7 @@ def _same_person(span: str, name: str, aliases: Sequence[str]) -> bool:
     return any(fold(n.split()[0]).rstrip(".") == first for n in (name, *aliases) if n.split())
 
 
-def _surname_in_context(text: str, n: _Name, ner: Sequence[NerSpan], entity_id: str,
-                        full_seen: set[str]) -> bool:
+def _surname_in_context(text: str, n: _Name, ner: Sequence[NerSpan]) -> bool:
     """A bare family name names the person unless the text reads it as something else.
 
     "Austin, Texas" is a place: spaCy labels it GPE and a GPE follows the comma.
@@ -160,10 +159,8 @@ def _surname_in_context(text: str, n: _Name, ner: Sequence[NerSpan], entity_id: 
     label = next((lab for s, e, lab in ner if s <= n.start and n.end <= e), None)
     if label == "PERSON" or _HONORIFIC.search(text[max(0, n.start - 20):n.start]):
         return True
-    if label is None or entity_id in full_seen:
-        return True
     # spaCy's small model often calls an unfamiliar surname a place ("Austin and Blinken
-    # met"): believe it only when the words around it say place.
+    # met"): believe it only when the words around it say place ("in Austin", "Austin, Texas").
     return not (_place_follows(text, n.end, ner) or _PLACE_BEFORE.search(text[:n.start]))
 
 
