@@ -90,6 +90,9 @@ class App:
                     clock: Callable[[], datetime] = utc_now) -> App:
         gaz, rules = load_rule_files(settings)
         feeds = settings.all_feeds()
+        if not feeds:
+            log.warning("config.no_feeds", config=settings.source,
+                        hint="add feeds under feeds: or feed_files: (YAML or OPML)")
         if analyzer is None:
             analyzer = Analyzer(await asyncio.to_thread(load_model, settings.nlp.model), gaz,
                                 settings.nlp.batch_size)

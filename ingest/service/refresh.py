@@ -57,12 +57,11 @@ async def refresh_feed(feed: Feed, state: FeedState, *, fetcher: Fetcher, store:
             parsed = parse_document(result.body, feed_id=feed.id, url=feed.url, now=now,
                                     content_type=result.content_type)
     except (FetchError, ParseError) as exc:
-        now = clock()
-        await store.record_fetch_error(
-            feed.id, str(exc), now, next_poll(now, interval, state.error_count + 1,
-                                              jitter=draw_jitter()))
-        flog.warning("feed.error", error=str(exc), consecutive=state.error_count + 1)
-        return RefreshOutcome(feed.id, "error", error=str(exc))
+        return await _failed(feed, state, str(exc), store, interval, clock(), flog)
+    except Exception as exc:  # a bug met on one feed is that feed's error, not the cycle's
+        flog.exception("feed.crashed")
+        return await _failed(feed, state, f"internal error {type(exc).__name__}: {exc}", store,
+                             interval, clock(), flog)
     new = await store.add_entries(parsed.entries, now)
     await store.record_fetch(feed.id, result, now,
                              next_poll(now, interval, 0, jitter=draw_jitter()),
@@ -71,3 +70,12 @@ async def refresh_feed(feed: Feed, state: FeedState, *, fetcher: Fetcher, store:
     flog.info("feed.fetched", entries=len(parsed.entries), new=len(new),
               elapsed_s=round(result.elapsed_s, 3))
     return RefreshOutcome(feed.id, "new", tuple(new))
+
+
+async def _failed(feed: Feed, state: FeedState, error: str, store: Store, interval: float,
+                  now: datetime, flog: structlog.typing.FilteringBoundLogger) -> RefreshOutcome:
+    """Record a failed poll on the feed's row and schedule the retry with backoff."""
+    await store.record_fetch_error(
+        feed.id, error, now, next_poll(now, interval, state.error_count + 1, jitter=draw_jitter()))
+    flog.warning("feed.error", error=error, consecutive=state.error_count + 1)
+    return RefreshOutcome(feed.id, "error", error=error)
