@@ -168,7 +168,7 @@ def match(source: Annotated[str, typer.Argument(
             raise typer.Exit(2) from None
     gaz, ruleset = load_rule_files(settings)
     analyzer = Analyzer(load_model(settings.nlp.model), gaz)
-    items = items_from_input(data, name, now)
+    items = items_from_input(data, name, now, settings.nlp.max_chars)
     for item, _analysis, matches in match_items(items, analyzer, ruleset):
         if as_json:
             typer.echo(match_json(item, matches))

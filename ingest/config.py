@@ -66,7 +66,8 @@ class PollingSettings(_Strict):
 
 class NlpSettings(_Strict):
     model: str = DEFAULT_MODEL
-    max_chars: int = Field(20_000, ge=100)  # longer documents are cut before NLP
+    # Longer documents are cut before NLP (spaCy refuses more than 1,000,000 characters).
+    max_chars: int = Field(20_000, ge=100, le=1_000_000)
     batch_size: int = Field(32, ge=1)
 
 

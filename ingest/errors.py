@@ -100,6 +100,8 @@ class NlpError(IngestError):
 class StorageError(IngestError):
     """The database could not be reached, migrated or written."""
 
+    user_error = True  # almost always a URL, a path or a server the operator must fix
+
 
 class DeliveryError(IngestError):
     """A channel failed to deliver an alert.  ``permanent`` means retrying cannot help."""

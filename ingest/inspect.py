@@ -28,8 +28,12 @@ class Item:
     feed_id: str = "-"
 
 
-def items_from_input(data: bytes, name: str, now: datetime) -> list[Item]:
-    """A saved feed document gives one item per entry; anything else is one plain text."""
+def items_from_input(data: bytes, name: str, now: datetime,
+                     max_chars: int = 20_000) -> list[Item]:
+    """A saved feed document gives one item per entry; anything else is one plain text.
+
+    Texts are cut to ``max_chars``, as the service cuts entries before NLP.
+    """
     head = data.lstrip()[:200].lower()
     if head.startswith(b"<"):
         try:
@@ -37,14 +41,14 @@ def items_from_input(data: bytes, name: str, now: datetime) -> list[Item]:
         except ParseError:
             parsed = None
         if parsed is not None and parsed.entries:
-            return [_entry_item(e, i, now) for i, e in enumerate(parsed.entries)]
-    text = normalise_space(data.decode("utf-8", errors="replace"))
+            return [_entry_item(e, i, now, max_chars) for i, e in enumerate(parsed.entries)]
+    text = normalise_space(data.decode("utf-8", errors="replace"))[:max_chars]
     return [Item(name, text, now.date())]
 
 
-def _entry_item(entry: Entry, index: int, now: datetime) -> Item:
-    return Item(entry.title or f"#{index}", entry.document(), (entry.published or now).date(),
-                entry.feed_id)
+def _entry_item(entry: Entry, index: int, now: datetime, max_chars: int) -> Item:
+    return Item(entry.title or f"#{index}", entry.document(max_chars),
+                (entry.published or now).date(), entry.feed_id)
 
 
 def match_items(items: list[Item], analyzer: Analyzer,

@@ -167,6 +167,14 @@ class WebhookReceiver(_LoopbackServer):
 class _SinkHandler:
     messages: list[EmailMessage] = field(default_factory=list)
 
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
+                          rcpt_options: list[str]) -> str:
+        """Refuse any address starting with "refused" (to test partial delivery)."""
+        if address.startswith("refused"):
+            return "550 5.1.1 No such user"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         self.messages.append(message)  # type: ignore[arg-type]

@@ -73,6 +73,10 @@ def load_yaml(path: Path, *, interpolate_env: bool = False) -> tuple[Any, Locato
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise YamlProblem(Problem(str(path), None, f"cannot read: {exc.strerror}")) from exc
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[:exc.start].count(b"\n") + 1
+        raise YamlProblem(Problem(str(path), line, "not UTF-8 text; save the file as UTF-8")) \
+            from exc
     return parse_yaml(text, str(path), interpolate_env=interpolate_env)
 
 

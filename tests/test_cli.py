@@ -169,3 +169,21 @@ def test_run_once_twice_sends_each_alert_once(tmp_path: Path) -> None:
     lines = (tmp_path / "alerts.jsonl").read_text().splitlines()
     rules = sorted(json.loads(line)["rule"]["id"] for line in lines)
     assert rules == ["defence-minister-contact", "missile-deployment"]
+
+
+def test_config_not_utf8_is_a_clear_error(tmp_path: Path) -> None:
+    """A config saved in Latin-1 is reported with its file and line, exit code 2."""
+    cfg = tmp_path / "ingest.yaml"
+    cfg.write_bytes(b"# caf\xe9\nrules_dir: rules\n")
+    result = runner.invoke(app, ["rules", "check", "--config", str(cfg)])
+    assert result.exit_code == 2
+    assert f"{cfg}:1: not UTF-8" in result.output
+
+
+def test_bad_database_url_is_a_clear_error(tmp_path: Path) -> None:
+    """A database_url that is not a URL is named in one message, exit code 2."""
+    cfg = tmp_path / "ingest.yaml"
+    cfg.write_text(f"database_url: nonsense\nrules_dir: {REPO / 'rules'}\n")
+    result = runner.invoke(app, ["run", "--once", "--config", str(cfg)])
+    assert result.exit_code == 2
+    assert "not a database URL" in result.output

@@ -164,3 +164,16 @@ def test_person_and_place_with_one_name(analyzer: Analyzer) -> None:
     """'Lloyd Austin visited Austin, Texas': one mention of the person, not two."""
     found = mentions(analyzer, "Lloyd Austin visited Austin, Texas on Friday.")
     assert [m.text for m in found if m.id == "lloyd-austin"] == ["Lloyd Austin"]
+
+
+def test_lowercase_words_are_not_countries(analyzer: Analyzer) -> None:
+    """'turkey' and 'china' in lower case are food and porcelain, not countries."""
+    found = mentions(analyzer, "The family ate turkey and served it on fine china.")
+    assert not any(m.country for m in found)
+
+
+def test_title_before_a_speaker_is_not_theirs(analyzer: Analyzer) -> None:
+    """In "... China's defence minister, Austin said", Austin stays American."""
+    text = "Belousov will hold talks with China's defence minister, Austin said on Friday."
+    austin = [m for m in mentions(analyzer, text) if m.id == "lloyd-austin"]
+    assert [m.country for m in austin] == ["US"]

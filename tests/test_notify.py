@@ -285,3 +285,18 @@ def test_retry_delays_double_and_cap() -> None:
     now = datetime(2026, 1, 1, tzinfo=UTC)
     delays = [(retry_at(now, n) - now) / timedelta(seconds=1) for n in (1, 2, 3, 20)]
     assert delays == [30, 60, 120, 3600]
+
+
+async def test_email_with_one_refused_recipient_is_not_resent(smtp_sink) -> None:  # type: ignore[no-untyped-def]
+    """When one recipient is refused, the others got it: the delivery counts as done."""
+    from ingest.notify.email import Settings as EmailSettings
+    from ingest.notify.email import build as build_email
+
+    settings = EmailSettings.model_validate({
+        "type": "email", "host": "127.0.0.1", "port": smtp_sink.port, "security": "none",
+        "from": "ingest@localhost", "to": ["desk@localhost", "refused@localhost"]})
+    async with httpx.AsyncClient() as client:
+        notifier = build_email("mail", settings, ChannelContext(client, 5.0))
+        receipt = await notifier.send(make_alert())
+    assert "refused@localhost" in receipt
+    assert len(smtp_sink.messages) == 1

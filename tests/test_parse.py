@@ -319,3 +319,23 @@ def test_invisible_characters_are_removed() -> None:
     """Zero-width spaces and soft hyphens inside words are dropped, so matchers see words."""
     assert html_to_text("<p>Defence\u200b Minister\u2060 Pis\u00adtorius</p>") == \
         "Defence Minister Pistorius"
+
+
+def test_control_characters_are_removed() -> None:
+    """NUL and other control characters never reach the database."""
+    assert html_to_text("a\x00b\x07c") == "abc"
+
+
+def test_many_paragraphs_keep_their_breaks() -> None:
+    """Thousands of paragraphs are all kept apart (the marking pass is linear)."""
+    text = html_to_text("<p>x</p>" * 5000)
+    assert text.count("x") == 5000 and text.count("\n\n") == 4999
+
+
+def test_placeholder_date_is_unknown() -> None:
+    """A 1970-01-01 publication date is a placeholder: the entry's date is unknown."""
+    doc = (b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title><item>'
+           b"<title>x</title><guid>g</guid><pubDate>Thu, 01 Jan 1970 00:00:00 GMT</pubDate>"
+           b"</item></channel></rss>")
+    parsed = parse_document(doc, feed_id="f", url="u", now=datetime(2026, 1, 1, tzinfo=UTC))
+    assert parsed.entries[0].published is None

@@ -203,3 +203,10 @@ def test_action_needs_an_argument() -> None:
     with pytest.raises(ValueError, match="needs `verb`, `noun`"):
         RuleSpec.model_validate({"id": "r", "title": "t",
                                  "when": {"action": {"object": {"keyword": "x"}}}})
+
+
+def test_each_regex_compiles_on_its_own() -> None:
+    """Back-references and inline flags work per regex, as if each stood alone."""
+    r = rule({"regex": [r"(a)\1", r"(b)\1", r"(?s)x.y"]})
+    assert match_rule(r, analysis([[("bb", "bb")]]), "f") is not None
+    assert match_rule(r, analysis([[("aa", "aa")]]), "f") is not None

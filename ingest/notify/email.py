@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
@@ -68,16 +69,25 @@ class EmailNotifier:
         s = self._settings
         message = build_message(alert, s.sender, s.to)
         try:
-            errors, reply = await aiosmtplib.send(
-                message, hostname=s.host, port=s.effective_port,
-                use_tls=s.security == "tls", start_tls=s.security == "starttls",
-                username=s.username, password=s.secret(), timeout=self._timeout)
+            async with asyncio.timeout(self._timeout * 2):  # the whole session, not one step
+                errors, reply = await aiosmtplib.send(
+                    message, hostname=s.host, port=s.effective_port,
+                    use_tls=s.security == "tls", start_tls=s.security == "starttls",
+                    username=s.username, password=s.secret(), timeout=self._timeout)
+        except TimeoutError as exc:
+            raise DeliveryError(self.name, f"SMTP {s.host}:{s.effective_port}: no answer "
+                                f"within {self._timeout * 2:g}s") from exc
         except (aiosmtplib.SMTPException, OSError) as exc:
             permanent = isinstance(exc, aiosmtplib.SMTPResponseException) and 500 <= exc.code < 600
             raise DeliveryError(self.name, f"SMTP {s.host}:{s.effective_port}: {exc}",
                                 permanent=permanent) from exc
-        if errors:
-            raise DeliveryError(self.name, f"recipients refused: {sorted(errors)}")
+        refused = sorted(errors)
+        if refused and len(refused) >= len(s.to):
+            permanent = all(500 <= code < 600 for code, _ in errors.values())
+            raise DeliveryError(self.name, f"every recipient refused: {refused}",
+                                permanent=permanent)
+        if refused:  # the others have it: sending again would duplicate it for them
+            return f"SMTP {reply}; refused: {', '.join(refused)}"
         return f"SMTP {reply}"
 
     async def aclose(self) -> None:

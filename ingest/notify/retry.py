@@ -15,5 +15,5 @@ def retry_at(now: datetime, attempts: int, *, first_s: float = FIRST_RETRY_S,
     Doubling from ``first_s`` up to ``max_s``: eight attempts wait about an hour in all
     (30 s + 60 s + … + 32 min), long enough to ride out a receiver's restart.
     """
-    delay = min(first_s * 2 ** max(0, attempts - 1), max_s)
+    delay = min(first_s * 2 ** min(max(0, attempts - 1), 30), max_s)
     return now + timedelta(seconds=delay)

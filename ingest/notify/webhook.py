@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import Literal
@@ -47,9 +48,13 @@ class WebhookNotifier:
     async def send(self, alert: Alert) -> str:
         body = payload_bytes(alert)
         try:
-            response = await self._http.post(self._settings.url, content=body,
-                                             headers=self.request_headers(alert, body),
-                                             timeout=self._timeout)
+            async with asyncio.timeout(self._timeout):  # the whole request, not each read
+                response = await self._http.post(self._settings.url, content=body,
+                                                 headers=self.request_headers(alert, body),
+                                                 timeout=self._timeout)
+        except TimeoutError as exc:
+            raise DeliveryError(self.name, f"POST {self._settings.url}: no complete answer "
+                                f"within {self._timeout:g}s") from exc
         except httpx.HTTPError as exc:
             raise DeliveryError(self.name, f"POST {self._settings.url} failed: "
                                 f"{type(exc).__name__}: {exc}") from exc

@@ -17,6 +17,8 @@ from ingest.parse.text import html_to_text, normalise_space
 
 # A publication date further ahead than this is treated as unknown (clock skew or typo).
 FUTURE_TOLERANCE = timedelta(days=1)
+# Dates before this are placeholders (1970-01-01, 1900-01-01), not publication dates.
+EARLIEST_PLAUSIBLE = datetime(1995, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,9 @@ def normalize_entry(raw: Mapping[str, Any], *, feed_id: str, now: datetime) -> E
 
 
 def published_at(raw: Mapping[str, Any], now: datetime) -> datetime | None:
-    """The entry's publication time in UTC, or None when missing or implausibly future.
+    """The entry's publication time in UTC, or None when missing or implausible.
+
+    Implausible: more than a day ahead of ``now``, or before 1995 (a placeholder date).
 
     feedparser normalises dates to UTC ``struct_time``; a date without a zone is read as UTC.
     """
@@ -85,5 +89,7 @@ def published_at(raw: Mapping[str, Any], now: datetime) -> datetime | None:
                 when = datetime.fromtimestamp(calendar.timegm(value), tz=UTC)
             except (OverflowError, ValueError, TypeError):
                 continue
-            return None if when > now + FUTURE_TOLERANCE else when
+            if when > now + FUTURE_TOLERANCE or when < EARLIEST_PLAUSIBLE:
+                return None
+            return when
     return None

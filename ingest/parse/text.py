@@ -15,7 +15,15 @@ _BLANKS = re.compile(r"\n\s*\n+")
 _LOOKS_HTML = re.compile(r"<[a-zA-Z!/]|&[#a-zA-Z0-9]+;")
 # Invisible characters some outlets sprinkle through their text (zero-width spaces and
 # joiners, word joiners, soft hyphens, BOMs); they split words for every matcher.
-_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\u00ad\ufeff"), None)
+# NUL and other C0 controls (but tab and newline) are dropped too: databases refuse NUL.
+_INVISIBLE = dict.fromkeys(
+    [*map(ord, "\u200b\u200c\u200d\u2060\u00ad\ufeff"),
+     *(c for c in range(32) if c not in (9, 10, 13))], None)
+# Block-level tags become paragraph breaks.  Marked with one regex pass over the source
+# (linear), because inserting text around each tag in the parsed tree is quadratic.
+_BLOCK_TAG = re.compile(rf"<(?:/?(?:{'|'.join(_BLOCK)})\b[^>]*)>", re.IGNORECASE)
+# A fragment longer than this is cut before parsing: more text than any rule reads.
+MAX_FRAGMENT_CHARS = 2_000_000
 
 
 def html_to_text(fragment: str) -> str:
@@ -26,16 +34,15 @@ def html_to_text(fragment: str) -> str:
     """
     if not fragment:
         return ""
+    fragment = fragment[:MAX_FRAGMENT_CHARS]
     if not _LOOKS_HTML.search(fragment):
         return normalise_space(fragment)
+    marked = _BLOCK_TAG.sub(lambda m: f"\n\n{m.group(0)}\n\n", fragment)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MarkupResemblesLocatorWarning)
-        soup = BeautifulSoup(fragment, "html.parser")
+        soup = BeautifulSoup(marked, "html.parser")
     for tag in soup(_DROP):
         tag.decompose()
-    for tag in soup(_BLOCK):
-        tag.insert_before("\n\n")
-        tag.insert_after("\n\n")
     return normalise_space(soup.get_text())
 
 

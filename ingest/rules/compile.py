@@ -7,6 +7,7 @@ known) and precomputes stems and patterns; evaluation lives in :mod:`match`.
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -16,12 +17,14 @@ from ingest.nlp.gazetteer import Gazetteer, fold
 from ingest.rules.spec import NodeSpec, RuleSpec
 
 _STEMMER = snowballstemmer.stemmer("english")
+_STEMMER_LOCK = threading.Lock()  # the stemmer keeps per-call state: one caller at a time
 
 
 @lru_cache(maxsize=65536)
 def stem(word: str) -> str:
     """The Snowball stem of a lower-case word: deploy, deployed, deployments -> deploy."""
-    return str(_STEMMER.stemWord(word.lower()))
+    with _STEMMER_LOCK:
+        return str(_STEMMER.stemWord(word.lower()))
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,7 @@ class EntityLeaf:
 @dataclass(frozen=True)
 class PatternLeaf:
     kind: str  # keyword | phrase | regex
-    pattern: re.Pattern[str]
+    patterns: tuple[re.Pattern[str], ...]  # each regex compiled on its own
     describe: str
 
 
@@ -116,16 +119,19 @@ def compile_node(node: NodeSpec, gaz: Gazetteer | None,
         return _compile_entity(node, gaz, (*path, "entity"))
     if node.keyword is not None:
         pattern = re.compile(_words_pattern(node.keyword, hyphen_free=False), re.IGNORECASE)
-        return PatternLeaf("keyword", pattern, f"keyword {node.keyword}")
+        return PatternLeaf("keyword", (pattern,), f"keyword {node.keyword}")
     if node.phrase is not None:
         pattern = re.compile(_words_pattern(node.phrase, hyphen_free=True), re.IGNORECASE)
-        return PatternLeaf("phrase", pattern, f"phrase {node.phrase}")
+        return PatternLeaf("phrase", (pattern,), f"phrase {node.phrase}")
     if node.regex is not None:
-        try:
-            pattern = re.compile("|".join(f"(?:{r})" for r in node.regex), re.IGNORECASE)
-        except re.error as exc:
-            raise CompileProblem((*path, "regex"), f"regex does not compile: {exc}") from exc
-        return PatternLeaf("regex", pattern, f"regex {node.regex}")
+        compiled = []
+        for i, source in enumerate(node.regex):
+            try:
+                compiled.append(re.compile(source, re.IGNORECASE))
+            except re.error as exc:
+                raise CompileProblem((*path, "regex", i),
+                                     f"regex does not compile: {exc}") from exc
+        return PatternLeaf("regex", tuple(compiled), f"regex {node.regex}")
     if node.lemma is not None:
         words = frozenset(stem(t) for t in node.lemma if len(t.split()) == 1)
         seqs = tuple(tuple(stem(w) for w in t.split()) for t in node.lemma if len(t.split()) > 1)

@@ -37,20 +37,47 @@ class View:
     tokens: tuple[Token, ...]
     mentions: tuple[Mention, ...]
     feed_id: str
-    all_tokens: tuple[Token, ...] = ()  # every token of the document (syntax spans sentences)
+    doc: DocSyntax | None = None  # the whole document's tokens and parse, shared by its views
+    first: int = 0  # index in ``all_tokens`` of this view's first token
+
+    @property
+    def all_tokens(self) -> tuple[Token, ...]:
+        return self.doc.tokens if self.doc is not None else self.tokens
+
+
+class DocSyntax:
+    """A document's tokens with their dependency children, computed once when first needed."""
+
+    def __init__(self, tokens: tuple[Token, ...]) -> None:
+        self.tokens = tokens
+        self._children: list[list[int]] | None = None
+
+    @property
+    def children(self) -> list[list[int]]:
+        if self._children is None:
+            self._children = syntax.children(self.tokens)
+        return self._children
 
 
 def views(analysis: Analysis, feed_id: str, scope: str) -> list[View]:
     """The units a rule with ``scope`` is evaluated on."""
+    doc = DocSyntax(analysis.tokens)
     if scope == "document" or not analysis.sentences:
         return [View(analysis.text, 0, len(analysis.text), analysis.tokens, analysis.mentions,
-                     feed_id, analysis.tokens)]
-    out = []
+                     feed_id, doc)]
+    tokens: list[list[Token]] = [[] for _ in analysis.sentences]
+    for tok in analysis.tokens:
+        if 0 <= tok.sent < len(tokens):
+            tokens[tok.sent].append(tok)
+    mentions: list[list[Mention]] = [[] for _ in analysis.sentences]
+    for m in analysis.mentions:
+        if 0 <= m.sent < len(mentions):
+            mentions[m.sent].append(m)
+    out, first = [], 0
     for i, (start, end) in enumerate(analysis.sentences):
-        out.append(View(analysis.text, start, end,
-                        tuple(t for t in analysis.tokens if t.sent == i),
-                        tuple(m for m in analysis.mentions if start <= m.start < end), feed_id,
-                        analysis.tokens))
+        out.append(View(analysis.text, start, end, tuple(tokens[i]), tuple(mentions[i]), feed_id,
+                        doc, first))
+        first += len(tokens[i])
     return out
 
 
@@ -62,7 +89,8 @@ def evaluate(node: Node, view: View) -> tuple[Hit, ...] | None:
         return _entity(node, view)
     if isinstance(node, PatternLeaf):
         hits = tuple(Hit(node.kind, m.group(0), m.start(), m.end(), node.describe)
-                     for m in node.pattern.finditer(view.text, view.start, view.end) if m.group(0))
+                     for pattern in node.patterns
+                     for m in pattern.finditer(view.text, view.start, view.end) if m.group(0))
         return hits or None
     if isinstance(node, LemmaLeaf):
         return _lemma(node, view)
@@ -130,18 +158,16 @@ def _lemma(leaf: LemmaLeaf, view: View) -> tuple[Hit, ...] | None:
 
 def _action(leaf: ActionLeaf, view: View) -> tuple[Hit, ...] | None:
     tokens = view.all_tokens
-    kids: list[list[int]] | None = None
     found: list[Hit] = []
-    for i, tok in enumerate(tokens):
-        if not (view.start <= tok.start < view.end):
-            continue
+    for i in range(view.first, view.first + len(view.tokens)):
+        tok = tokens[i]
         if tok.pos in syntax.NOUN_POS:
             # A noun counts only when the rule lists it: "deployment" yes, "base" no.
             if tok.lemma not in leaf.nouns and tok.text.lower() not in leaf.nouns:
                 continue
         elif stem(tok.lemma) not in leaf.verbs and stem(tok.text) not in leaf.verbs:
             continue
-        kids = kids if kids is not None else syntax.children(tokens)
+        kids = view.doc.children if view.doc is not None else syntax.children(tokens)
         hits = [Hit("action", tok.text, tok.start, tok.end, leaf.describe)]
         for node, heads in ((leaf.object, syntax.object_heads),
                             (leaf.subject, syntax.subject_heads)):
@@ -161,10 +187,10 @@ def _argument(node: Node, view: View, tokens: tuple[Token, ...], kids: list[list
     """Evidence that ``node`` holds on one of the argument phrases, at its head words."""
     for head in heads:
         start, end = syntax.subtree_span(kids, tokens, head)
-        phrase = View(view.text, start, end,
-                      tuple(t for t in tokens if start <= t.start < end),
+        inside = [i for i, t in enumerate(tokens) if start <= t.start < end]
+        phrase = View(view.text, start, end, tuple(tokens[i] for i in inside),
                       tuple(m for m in view.mentions if start < m.end and m.start < end),
-                      view.feed_id, tokens)
+                      view.feed_id, view.doc, inside[0] if inside else 0)
         hits = evaluate(node, phrase)
         if not hits:
             continue
@@ -175,27 +201,28 @@ def _argument(node: Node, view: View, tokens: tuple[Token, ...], kids: list[list
     return None
 
 
-def match_rule(rule: CompiledRule, analysis: Analysis, feed_id: str) -> RuleMatch | None:
-    """The rule's match on this entry, with its evidence, or None."""
+def match_rule(rule: CompiledRule, analysis: Analysis, feed_id: str,
+               units: list[View] | None = None) -> RuleMatch | None:
+    """The rule's match on this entry, with its evidence, or None.
+
+    ``units`` are the views for the rule's scope when the caller already has them.
+    """
     found: list[Hit] = []
-    for view in views(analysis, feed_id, rule.spec.scope):
+    holds = False  # a tree of only `not` leaves can hold with no evidence at all
+    for view in units if units is not None else views(analysis, feed_id, rule.spec.scope):
         hits = evaluate(rule.when, view)
         if hits is not None:
+            holds = True
             found.extend(hits)
             if rule.spec.scope == "document":
                 break
-    if not found and not _matched_without_evidence(rule, analysis, feed_id):
+    if not holds:
         return None
     hits = tuple(sorted(set(found), key=lambda h: (h.start, h.end, h.kind)))
     entity_spans = {(h.start, h.end) for h in hits if h.kind == "entity"}
     entities = tuple(m for m in analysis.mentions if (m.start, m.end) in entity_spans)
     terms = tuple(dict.fromkeys(h.text for h in hits if h.kind not in ("entity", "source")))
     return RuleMatch(rule.id, entities, terms, hits, snippet(analysis, hits))
-
-
-def _matched_without_evidence(rule: CompiledRule, analysis: Analysis, feed_id: str) -> bool:
-    """A tree of only ``not`` leaves can hold with no evidence at all."""
-    return any(evaluate(rule.when, v) == () for v in views(analysis, feed_id, rule.spec.scope))
 
 
 def snippet(analysis: Analysis, hits: tuple[Hit, ...]) -> str:
@@ -213,9 +240,15 @@ def snippet(analysis: Analysis, hits: tuple[Hit, ...]) -> str:
 
 def match_all(rules: tuple[CompiledRule, ...], analysis: Analysis,
               feed_id: str) -> list[RuleMatch]:
-    """Every enabled rule that matches, in rule order."""
+    """Every enabled rule that matches, in rule order (views built once per scope)."""
+    by_scope: dict[str, list[View]] = {}
     out = []
     for rule in rules:
-        if rule.spec.enabled and (m := match_rule(rule, analysis, feed_id)) is not None:
+        if not rule.spec.enabled:
+            continue
+        scope = rule.spec.scope
+        if scope not in by_scope:
+            by_scope[scope] = views(analysis, feed_id, scope)
+        if (m := match_rule(rule, analysis, feed_id, by_scope[scope])) is not None:
             out.append(m)
     return out

@@ -145,18 +145,27 @@ class App:
                                           default_interval_s=self.settings.polling.interval,
                                           clock=self.clock)
 
-        for outcome in await asyncio.gather(*(one(d) for d in due)):
+        outcomes = await asyncio.gather(*(one(d) for d in due), return_exceptions=True)
+        for (feed, _), outcome in zip(due, outcomes, strict=True):
+            if isinstance(outcome, BaseException):  # e.g. the database failed for this feed
+                log.error("feed.crashed", feed_id=feed.id, error=repr(outcome))
+                report.polled += 1
+                report.errors[feed.id] = f"{type(outcome).__name__}: {outcome}"
+                continue
             report.polled += 1
             report.new_entries += len(outcome.new_entries)
             if outcome.status == "not-modified":
                 report.not_modified += 1
             elif outcome.status == "error" and outcome.error:
                 report.errors[outcome.feed_id] = outcome.error
-        while batch := await self.store.unprocessed_entries(limit=500):
-            report.alerts += await process_entries(
-                batch, runner=self.runner, rules=self.rules, store=self.store,
-                settings=self.settings, clock=self.clock)
-            report.processed += len(batch)
+        try:
+            while batch := await self.store.unprocessed_entries(limit=500):
+                report.alerts += await process_entries(
+                    batch, runner=self.runner, rules=self.rules, store=self.store,
+                    settings=self.settings, clock=self.clock)
+                report.processed += len(batch)
+        except Exception:  # the entries stay unprocessed; alerts already made still go out
+            log.exception("process.failed")
         report.delivered, report.failed_deliveries = await deliver_pending(
             self.store, self.notifiers, max_attempts=self.settings.delivery.max_attempts,
             clock=self.clock)

@@ -21,8 +21,12 @@ async def deliver_pending(store: Store, notifiers: Mapping[str, Notifier], *, ma
     """Attempt every pending delivery once; return (delivered, failed)."""
     pending = await store.pending_deliveries(max_attempts, limit, now=clock())
     results = await asyncio.gather(*(_deliver_one(store, notifiers, d, max_attempts, clock)
-                                     for d in pending))
-    delivered = sum(results)
+                                     for d in pending), return_exceptions=True)
+    for d, result in zip(pending, results, strict=True):
+        if isinstance(result, BaseException):  # recording the outcome failed: retried later
+            log.error("delivery.unrecorded", alert_id=d.alert.id, channel=d.channel,
+                      error=repr(result))
+    delivered = sum(1 for r in results if r is True)
     return delivered, len(results) - delivered
 
 

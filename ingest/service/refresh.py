@@ -13,7 +13,7 @@ from datetime import datetime
 
 import structlog
 
-from ingest.errors import FetchError, ParseError
+from ingest.errors import FetchError, ParseError, StorageError
 from ingest.fetch.client import Fetcher
 from ingest.fetch.schedule import draw_jitter, next_poll
 from ingest.model import Feed, FeedState
@@ -62,11 +62,15 @@ async def refresh_feed(feed: Feed, state: FeedState, *, fetcher: Fetcher, store:
         flog.exception("feed.crashed")
         return await _failed(feed, state, f"internal error {type(exc).__name__}: {exc}", store,
                              interval, clock(), flog)
-    new = await store.add_entries(parsed.entries, now)
-    await store.record_fetch(feed.id, result, now,
-                             next_poll(now, interval, 0, jitter=draw_jitter()),
-                             warning=f"feed is malformed but usable: {parsed.warning}"
-                             if parsed.warning else None)
+    try:
+        new = await store.add_entries(parsed.entries, now)
+        await store.record_fetch(feed.id, result, now,
+                                 next_poll(now, interval, 0, jitter=draw_jitter()),
+                                 warning=f"feed is malformed but usable: {parsed.warning}"
+                                 if parsed.warning else None)
+    except StorageError as exc:  # e.g. text the database refuses: this feed's problem only
+        return await _failed(feed, state, f"storing entries failed: {exc}", store, interval,
+                             clock(), flog)
     flog.info("feed.fetched", entries=len(parsed.entries), new=len(new),
               elapsed_s=round(result.elapsed_s, 3))
     return RefreshOutcome(feed.id, "new", tuple(new))

@@ -59,10 +59,14 @@ class Daemon:
         try:
             await self.stop.wait()
         finally:
+            # Stop new cycles first, let the one in flight finish (or cancel it after the
+            # grace period), and only then shut the scheduler down: its shutdown cancels
+            # running jobs at once.
+            scheduler.pause()
+            await self._drain()
             scheduler.shutdown(wait=False)
             for sig in (*STOP_SIGNALS, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
-            await self._drain()
         log.info("daemon.stopped")
 
     def _request_stop(self, sig: signal.Signals) -> None:

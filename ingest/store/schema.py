@@ -55,6 +55,7 @@ entries = Table(
     Column("guid", Text, nullable=True),
     Column("fetched_at", DateTime, nullable=False),
     Column("processed_at", DateTime, nullable=True, index=True),
+    Column("error", Text, nullable=True),  # why processing this entry failed, if it did
     UniqueConstraint("feed_id", "key", name="uq_entries_feed_key"),
 )
 

@@ -67,10 +67,16 @@ class SqlStore:
 
     def __init__(self, url: str) -> None:
         self.url = async_url(url)
-        parsed = make_url(self.url)
-        self._dialect = parsed.get_backend_name()
-        if self._dialect == "sqlite" and parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        try:
+            parsed = make_url(self.url)
+            self._dialect = parsed.get_backend_name()
+            if self._dialect == "sqlite" and parsed.database and parsed.database != ":memory:":
+                Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        except (SQLAlchemyError, ValueError) as exc:
+            raise StorageError(f"database_url {url!r} is not a database URL; write e.g. "
+                               "sqlite:///./data/ingest.db or postgresql://user@host/db") from exc
+        except OSError as exc:
+            raise StorageError(f"cannot create the folder for {url!r}: {exc}") from exc
         # SQLite allows one writer at a time: transactions are serialised in-process, and a
         # busy timeout covers other processes (a second instance is issue-tracked work).
         self._serial = asyncio.Lock() if self._dialect == "sqlite" else None
@@ -239,6 +245,12 @@ class SqlStore:
                 await conn.execute(update(t.entries).where(t.entries.c.id.in_(ids))
                                    .values(processed_at=_naive(now)))
         return created
+
+    async def record_entry_error(self, entry_id: int, error: str, now: datetime) -> None:
+        """Mark an entry that cannot be processed as done, keeping the reason on its row."""
+        async with self._tx() as conn:
+            await conn.execute(update(t.entries).where(t.entries.c.id == entry_id)
+                               .values(processed_at=_naive(now), error=error[:2000]))
 
     # -- deliveries -----------------------------------------------------------
 

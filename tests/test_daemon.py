@@ -1,0 +1,46 @@
+"""The daemon's lifecycle with a stand-in service: a stop waits for the cycle in flight."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from types import SimpleNamespace
+
+from ingest.service.scheduler import Daemon
+
+
+class SlowService:
+    """Stands in for App: one cycle takes a second and records that it finished."""
+
+    def __init__(self) -> None:
+        self.settings = SimpleNamespace(polling=SimpleNamespace(tick=60.0))
+        self.started = asyncio.Event()
+        self.finished = 0
+
+    async def run_cycle(self) -> None:
+        self.started.set()
+        await asyncio.sleep(1.0)
+        self.finished += 1
+
+
+async def test_sigterm_lets_the_cycle_in_flight_finish() -> None:
+    """SIGTERM during a cycle: the cycle completes within the grace period, then exit."""
+    service = SlowService()
+    daemon = Daemon(service, grace_s=10.0)  # type: ignore[arg-type]
+    running = asyncio.create_task(daemon.run())
+    await asyncio.wait_for(service.started.wait(), 10)
+    os.kill(os.getpid(), signal.SIGTERM)
+    await asyncio.wait_for(running, 20)
+    assert service.finished == 1
+
+
+async def test_grace_period_cancels_a_stuck_cycle() -> None:
+    """A cycle longer than the grace period is cancelled, and the daemon still stops."""
+    service = SlowService()
+    daemon = Daemon(service, grace_s=0.1)  # type: ignore[arg-type]
+    running = asyncio.create_task(daemon.run())
+    await asyncio.wait_for(service.started.wait(), 10)
+    daemon.stop.set()
+    await asyncio.wait_for(running, 20)
+    assert service.finished == 0
