@@ -34,6 +34,8 @@ CONTACT_YES = [
     "minister in Vilnius.",
     "Israeli Defense Minister Israel Katz spoke with U.S. Defense Secretary Pete Hegseth on "
     "Sunday night.",
+    "Hegseth, Belousov Discuss Ukraine In Rare Phone Call",
+    "Shoigu held phone calls with the defence ministers of France, Britain and Turkey.",
 ]
 
 CONTACT_NO = [
@@ -65,6 +67,8 @@ MISSILE_YES = [
     "A Dark Eagle hypersonic battery will be fielded in Australia during the exercise.",
     "Germany will host US cruise missiles and hypersonic weapons from 2026, the government "
     "confirmed.",
+    "U.S. to Begin Deploying Long-Range Missiles in Germany in 2026",
+    "Putin says first Russian tactical nuclear weapons have been moved to Belarus",
 ]
 
 MISSILE_NO = [
@@ -79,6 +83,8 @@ MISSILE_NO = [
     "SpaceX deployed 22 Starlink satellites after launch.",
     "Austin, Texas hosted a defence technology expo where missile makers showed new guidance "
     "kits.",
+    "Russia fired Kinzhal hypersonic missiles at Kyiv overnight, Ukraine's air force said.",
+    "Lockheed won a $4.5 billion contract to produce more PAC-3 missile interceptors.",
 ]
 
 

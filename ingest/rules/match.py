@@ -161,7 +161,7 @@ def _action(leaf: ActionLeaf, view: View) -> tuple[Hit, ...] | None:
     found: list[Hit] = []
     for i in range(view.first, view.first + len(view.tokens)):
         tok = tokens[i]
-        if tok.pos in syntax.NOUN_POS:
+        if tok.pos in syntax.COMMON_NOUN_POS:
             # A noun counts only when the rule lists it: "deployment" yes, "base" no.
             if tok.lemma not in leaf.nouns and tok.text.lower() not in leaf.nouns:
                 continue

@@ -16,6 +16,9 @@ SUBJECT_DEPS = frozenset({"nsubj", "csubj"})
 # Words that say what kind of thing a head noun is: "Patriot batteries", "cruise missiles".
 MODIFIER_DEPS = frozenset({"compound", "amod", "nmod", "appos", "npadvmod"})
 NOUN_POS = frozenset({"NOUN", "PROPN", "NUM", "PRON", "X"})
+# Title-case headlines make the small model tag verbs as PROPN ("U.S. to Begin Deploying
+# Missiles"): a PROPN may still be the action's verb.
+COMMON_NOUN_POS = frozenset({"NOUN", "NUM", "PRON", "X"})
 
 
 def children(tokens: Sequence[Token]) -> list[list[int]]:
