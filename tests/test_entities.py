@@ -177,3 +177,9 @@ def test_title_before_a_speaker_is_not_theirs(analyzer: Analyzer) -> None:
     text = "Belousov will hold talks with China's defence minister, Austin said on Friday."
     austin = [m for m in mentions(analyzer, text) if m.id == "lloyd-austin"]
     assert [m.country for m in austin] == ["US"]
+
+
+def test_spoke_to_a_surname_is_a_person(analyzer: Analyzer) -> None:
+    """'spoke to Austin' is a person, though 'to' before a name usually says place."""
+    spoke = mentions(analyzer, "Belousov spoke to Austin by phone on Friday.")
+    assert any(m.id == "lloyd-austin" for m in spoke)

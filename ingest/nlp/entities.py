@@ -178,7 +178,10 @@ def _surname_in_context(text: str, n: _Name, ner: Sequence[NerSpan]) -> bool:
 
 
 _PLACE_BEFORE = re.compile(
-    r"\b(?:in|at|from|to|near|across|outside|around|of|the|downtown|city\s+of)\s+$",
+    r"\b(?:in|at|from|(?<!spoke\s)(?<!spoken\s)(?<!speak\s)(?<!speaks\s)(?<!talked\s)"
+    r"(?<!talk\s)(?<!talks\s)(?<!wrote\s)(?<!write\s)(?<!replied\s)(?<!said\s)"
+    r"(?<!according\s)(?<!next\s)(?<!close\s)(?<!listened\s)(?<!sent\s)to|near|across|"
+    r"outside|around|of|the|downtown|city\s+of)\s+$",
     re.IGNORECASE)
 
 
