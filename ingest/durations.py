@@ -27,14 +27,5 @@ def parse_duration(value: object) -> float:
     raise ValueError(f"{value!r} is not a duration; write e.g. 30s, 15m, 6h or 2d")
 
 
-def format_duration(seconds: float) -> str:
-    """The shortest exact spelling of ``seconds`` (``900`` -> ``15m``)."""
-    for unit in ("w", "d", "h", "m"):
-        size = _UNITS[unit]
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"
-
-
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 """A pydantic field type: accepts ``15m`` style strings or seconds, holds seconds."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from functools import lru_cache
@@ -32,6 +32,7 @@ _COUNTERPART = re.compile(r"\b(?:counterparts?|opposite\s+numbers?)\b", re.IGNOR
 _HONORIFIC = re.compile(rf"\b(?:{'|'.join(HONORIFICS)})\.?\s+$", re.IGNORECASE)
 
 NerSpan = tuple[int, int, str]  # start, end, label
+SentenceOf = Callable[[int], int]  # character offset -> sentence index
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ def extract_mentions(text: str, sentences: Sequence[tuple[int, int]], ner: Seque
                                 country=country))
     mentions.sort(key=lambda m: m.start)
     mentions = [_person_country(text, m, gaz) for m in mentions]
-    mentions = _apply_titles(text, mentions, gaz, on, sent)
+    mentions = _apply_titles(text, mentions, gaz, sent)
     mentions.extend(_counterparts(text, mentions, gaz, sent))
     mentions.sort(key=lambda m: (m.start, m.end))
     return tuple(mentions)
@@ -114,8 +115,7 @@ def _roles_on(gaz: Gazetteer, entity_id: str, on: date) -> tuple[str, ...]:
 
 
 def _mention_for_name(text: str, n: _Name, gaz: Gazetteer, on: date, ner: Sequence[NerSpan],
-                      sent: object) -> Mention | None:
-    assert callable(sent)
+                      sent: SentenceOf) -> Mention | None:
     kind, ref = n.target.kind, n.target.ref
     if kind in ("country", "demonym"):
         if _inside_other_name(n, ner):  # "Jordan Peterson", "the Warsaw Pact"
@@ -283,9 +283,8 @@ def _modifier_before(before: str, gaz: Gazetteer) -> tuple[int, str] | None:
     return best
 
 
-def _apply_titles(text: str, mentions: list[Mention], gaz: Gazetteer, on: date,
-                  sent: object) -> list[Mention]:
-    assert callable(sent)
+def _apply_titles(text: str, mentions: list[Mention], gaz: Gazetteer,
+                  sent: SentenceOf) -> list[Mention]:
     people = [i for i, m in enumerate(mentions) if m.label == "PERSON"]
     out = list(mentions)
     for t in _find_titles(text, gaz):
@@ -372,13 +371,12 @@ def _holder_index(text: str, mentions: list[Mention], people: list[int], t: _Tit
 
 
 def _counterparts(text: str, mentions: list[Mention], gaz: Gazetteer,
-                  sent: object) -> list[Mention]:
+                  sent: SentenceOf) -> list[Mention]:
     """"X met his Russian counterpart": the counterpart holds X's role, for Russia.
 
     Also "opposite number", "counterpart from Japan", and a named counterpart
     ("his British counterpart John Healey"), which gets the role on its own mention.
     """
-    assert callable(sent)
     out: list[Mention] = []
     for m in _COUNTERPART.finditer(text):
         s = sent(m.start())
