@@ -5,44 +5,30 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-from collections.abc import Callable
 from datetime import UTC, date, datetime
-from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
 
-from ingest.config import Settings, load_config, resolve_config_path
-from ingest.errors import IngestError
+from ingest.cli_common import ConfigOpt, handles_errors, settings_from
+from ingest.cli_ops import matches_command, silence_app
+from ingest.cli_rules import register_rule_commands
+from ingest.config import Settings
 from ingest.logs import configure_logging
 
 app = typer.Typer(help="Event-monitoring news-feed ingester.", no_args_is_help=True,
                   add_completion=False)
 rules_app = typer.Typer(help="Check and test alert rules.", no_args_is_help=True)
 app.add_typer(rules_app, name="rules")
+app.add_typer(silence_app, name="silence")
+app.command("matches")(matches_command)
+register_rule_commands(rules_app)
 
-ConfigOpt = Annotated[Path | None, typer.Option(
-    "--config", "-c", help="Config file (default: $INGEST_CONFIG, else ./ingest.yaml).")]
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def handles_errors(func: F) -> F:
-    """Print IngestErrors as one clear message; exit 2 for the user's errors, else 1."""
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except IngestError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2 if exc.user_error else 1) from None
-    return wrapper  # type: ignore[return-value]
 
 
 def _settings(config: Path | None) -> Settings:
-    settings = load_config(resolve_config_path(config))
-    configure_logging(settings.log.level, settings.log.format)
-    return settings
+    return settings_from(config)
 
 
 @app.command()
@@ -144,10 +130,18 @@ def match(source: Annotated[str, typer.Argument(
           = False,
           on: Annotated[str | None, typer.Option(
               "--date", help="Publication date for plain text (YYYY-MM-DD; default today).")]
-          = None) -> None:
+          = None,
+          explain: Annotated[bool, typer.Option(
+              "--explain", help="Show each rule's tree with ✓/✗ per condition.")] = False,
+          only: Annotated[list[str] | None, typer.Option(
+              "--rule", help="Only these rule ids (repeatable).")] = None) -> None:
     """Run a text or a saved feed through extraction and every rule; show what matches."""
     from ingest.inspect import describe_match, items_from_input, match_items, match_json
+    from ingest.nlp.language import detect
     from ingest.nlp.pipeline import Analyzer, load_model
+    from ingest.rules.explain import explain as explain_rule
+    from ingest.rules.explain import render
+    from ingest.rules.load import RuleSet
     from ingest.service.app import load_rule_files
 
     settings = _settings(config)
@@ -167,9 +161,23 @@ def match(source: Annotated[str, typer.Argument(
             typer.echo(f"error: cannot read {source}: {exc.strerror}", err=True)
             raise typer.Exit(2) from None
     gaz, ruleset = load_rule_files(settings)
+    if only:
+        unknown = [r for r in only if ruleset.get(r) is None]
+        if unknown:
+            typer.echo(f"error: no rule {unknown[0]!r}; rules: "
+                       f"{', '.join(r.id for r in ruleset.rules)}", err=True)
+            raise typer.Exit(2)
+        ruleset = RuleSet(tuple(r for r in ruleset.rules if r.id in only))
     analyzer = Analyzer(load_model(settings.nlp.model), gaz)
     items = items_from_input(data, name, now, settings.nlp.max_chars)
-    for item, _analysis, matches in match_items(items, analyzer, ruleset):
+    for item, analysis, matches in match_items(items, analyzer, ruleset):
+        if explain:
+            typer.echo(f"{item.label}:")
+            for rule in ruleset.rules:
+                for line in render(explain_rule(rule, analysis, item.feed_id,
+                                                detect(analysis.text))):
+                    typer.echo(line)
+            continue
         if as_json:
             typer.echo(match_json(item, matches))
             continue

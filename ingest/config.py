@@ -76,6 +76,14 @@ class DeliverySettings(_Strict):
     timeout: Duration = 15.0
 
 
+class StorySettings(_Strict):
+    """How entries are grouped into stories across outlets (see README, "Stories")."""
+
+    # Estimated Jaccard similarity of word 3-grams from which two texts are one story.
+    similarity: float = Field(0.5, ge=0.1, le=1.0)
+    window: Duration = 72 * 3600.0  # an entry joins only stories seen this recently
+
+
 class LogSettings(_Strict):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
@@ -92,6 +100,9 @@ class Settings(_Strict):
     polling: PollingSettings = PollingSettings()
     nlp: NlpSettings = NlpSettings()
     delivery: DeliverySettings = DeliverySettings()
+    stories: StorySettings = StorySettings()
+    retention: Duration = 30 * 86400.0  # entries' text and analysis kept this long (backtests)
+    rules_watch: bool = True  # reload rule and gazetteer files when they change
     channels: dict[str, Annotated[ChannelSettings, Field(discriminator="type")]] = {}
     default_channels: list[str] | None = None  # None: every channel
     log: LogSettings = LogSettings()

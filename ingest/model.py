@@ -67,6 +67,7 @@ class Entry:
     content: str  # plain text, may be empty
     published: datetime | None  # UTC
     guid: str | None = None
+    language: str | None = None  # ISO 639-1, as the feed declares it (None: not declared)
 
     @property
     def body(self) -> str:
@@ -163,3 +164,11 @@ class Alert:
     terms: tuple[str, ...] = ()
     snippet: str = ""
     channels: tuple[str, ...] = ()
+    story_id: int | None = None
+    state: str = "fired"  # fired | silenced
+    revision: int = 0  # 0 when first fired; +1 for each update sent to channels
+    sources: tuple[dict[str, object], ...] = ()  # every entry of the story that matched
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+    evidence: tuple[dict[str, object], ...] = ()  # per leaf: the spans that satisfied it
+    dedupe_key: str = ""

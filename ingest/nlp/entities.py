@@ -14,24 +14,27 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
-from functools import lru_cache
 
 from ingest.model import Mention
+from ingest.nlp.counterparts import counterparts
 from ingest.nlp.gazetteer import FAMILY_NAME_FIRST, HONORIFICS, AliasTarget, Gazetteer, fold
+from ingest.nlp.titles import (
+    HOLDER_GAP,
+    NerSpan,
+    Title,
+    country_after_name,
+    country_of,
+    find_titles,
+    modifier_before,
+    officer_between,
+    strip_possessive,
+)
 
-# Words before a title that mean the person does not hold the office now.
-_NOT_HOLDER = re.compile(
-    r"(?:\b(?:former|ex|then|late|incoming|outgoing-designate|designate|future|would-be|"
-    r"deputy|vice|shadow|assistant|under|junior|aspiring|nominee|nominated|"
-    r"first\s+deputy)\b[\s-]*)$", re.IGNORECASE)
-_POSSESSIVE = r"(?:'s|’s|')?"
 _REPORTING = re.compile(
     r"\s+(?:said|says|told|added|stated|noted|wrote|announced|warned|argued|insisted)\b")
-_APPOSITION = re.compile(r"^\s*,\s*(?:the|his|her|its|who\s+is|who\s+was|now)?\s*$", re.I)
-_COUNTERPART = re.compile(r"\b(?:counterparts?|opposite\s+numbers?)\b", re.IGNORECASE)
+_APPOSITION = re.compile(r"^\s*,\s*(?:the|his|her|its|who\s+is|now)?\s*$", re.I)
 _HONORIFIC = re.compile(rf"\b(?:{'|'.join(HONORIFICS)})\.?\s+$", re.IGNORECASE)
 
-NerSpan = tuple[int, int, str]  # start, end, label
 SentenceOf = Callable[[int], int]  # character offset -> sentence index
 
 
@@ -63,26 +66,15 @@ def extract_mentions(text: str, sentences: Sequence[tuple[int, int]], ner: Seque
         if any(s < end and start < e for s, e in claimed):
             continue
         surface = text[start:end]
-        country = _country_of(surface, gaz) if surface[:1].isupper() else None
-        mentions.append(Mention(surface, start, end, label, sent(start), _strip_possessive(surface),
+        country = country_of(surface, gaz) if surface[:1].isupper() else None
+        mentions.append(Mention(surface, start, end, label, sent(start), strip_possessive(surface),
                                 country=country))
     mentions.sort(key=lambda m: m.start)
     mentions = [_person_country(text, m, gaz) for m in mentions]
-    mentions = _apply_titles(text, mentions, gaz, sent)
-    mentions.extend(_counterparts(text, mentions, gaz, sent))
+    mentions = _apply_titles(text, mentions, ner, gaz, sent)
+    mentions = counterparts(text, mentions, gaz, sent)
     mentions.sort(key=lambda m: (m.start, m.end))
     return tuple(mentions)
-
-
-def _strip_possessive(text: str) -> str:
-    return re.sub(r"(?:'s|’s|')$", "", text)
-
-
-def _country_of(surface: str, gaz: Gazetteer) -> str | None:
-    for target in gaz.targets(_strip_possessive(surface)):
-        if target.kind in ("country", "demonym"):
-            return target.ref
-    return None
 
 
 def _find_names(text: str, gaz: Gazetteer) -> list[_Name]:
@@ -158,7 +150,7 @@ def _inside_other_name(n: _Name, ner: Sequence[NerSpan]) -> bool:
 
 def _same_person(span: str, name: str, aliases: Sequence[str]) -> bool:
     """Whether a full-name span agrees with one of the entity's names on the first word."""
-    first = fold(_strip_possessive(span).split()[0]).rstrip(".")
+    first = fold(strip_possessive(span).split()[0]).rstrip(".")
     return any(fold(n.split()[0]).rstrip(".") == first for n in (name, *aliases) if n.split())
 
 
@@ -194,138 +186,85 @@ def _place_follows(text: str, pos: int, ner: Sequence[NerSpan]) -> bool:
     return any(s == start and lab in ("GPE", "LOC") for s, _, lab in ner)
 
 
-@dataclass(frozen=True)
-class _Title:
-    start: int  # including a country modifier before the title
-    end: int
-    title_start: int
-    roles: tuple[str, ...]
-    countries: tuple[str, ...]  # one for a singular title; any number for a plural one
-    holder: bool  # False for "former", "deputy", ...
-    plural: bool = False
-
-    @property
-    def country(self) -> str | None:
-        return self.countries[0] if self.countries else None
+def _person_country(text: str, m: Mention, gaz: Gazetteer) -> Mention:
+    """"Sweden's Pal Jonson", "Chilean minister Marta Iturra": an unknown person's country."""
+    if m.label != "PERSON" or m.country is not None:
+        return m
+    mod = modifier_before(text[max(0, m.start - 40):m.start], gaz)
+    return replace(m, country=mod[1]) if mod is not None else m
 
 
-def _find_titles(text: str, gaz: Gazetteer) -> list[_Title]:
-    if gaz.titles is None:
-        return []
-    out = []
-    for m in gaz.titles.finditer(text):
-        plural = bool(m.group("plural"))
-        folded = fold(m.group(0)[:-1] if plural else m.group(0))
-        roles = gaz.title_roles.get(folded, ())
-        start, country = m.start(), gaz.implied.get(folded)
-        before = text[max(0, m.start() - 80):m.start()]
-        if plural:
-            out.append(_plural_title(text, m, before, roles, gaz))
-            continue
-        mod = _modifier_before(before, gaz)
-        if mod is not None:
-            start, country = m.start() - mod[0], mod[1]
-        after = re.match(r"\s+(?:of|for)\s+(?:the\s+)?", text[m.end():])
-        end = m.end()
-        if after and gaz.country_words is not None:
-            cm = gaz.country_words.match(text, m.end() + after.end())
-            code_after = _country_of(cm.group(0), gaz) if cm else None
-            if cm and code_after:
-                country, end = code_after, cm.end()
-        holder = not _NOT_HOLDER.search(text[max(0, start - 30):start]) and not _NOT_HOLDER.search(
-            text[max(0, m.start() - 30):m.start()])
-        out.append(_Title(start, end, m.start(), roles, (country,) if country else (), holder))
-    return out
-
-
-@lru_cache(maxsize=8)
-def _list_patterns(words: str) -> tuple[re.Pattern[str], re.Pattern[str]]:
-    """Lists of countries before ("the Turkish and Greek ") and after (" of Japan and Italy")."""
-    item = rf"(?:the\s+)?(?:{words}){_POSSESSIVE}"
-    joined = rf"{item}(?:\s*(?:,\s*and|,|and|&)\s*{item})*"
-    return (re.compile(rf"({joined})\s+$"),
-            re.compile(rf"\s+(?:of|from)\s+({joined})"))
-
-
-def _plural_title(text: str, m: re.Match[str], before: str, roles: tuple[str, ...],
-                  gaz: Gazetteer) -> _Title:
-    """"the Turkish and Greek defence ministers": one office-holder per country named."""
-    codes: list[str] = []
-    start, end = m.start(), m.end()
-    if gaz.country_words is not None:
-        pre, post = _list_patterns(gaz.country_words.pattern)
-        found = pre.search(before)
-        if found:
-            start = m.start() - (len(before) - found.start(1))
-        else:
-            found = post.match(text, m.end())
-            if found:
-                end = found.end(1)
-        if found:
-            codes = [c for w in gaz.country_words.finditer(found.group(1))
-                     if (c := _country_of(w.group(0), gaz))]
-    holder = not _NOT_HOLDER.search(text[max(0, start - 30):start])
-    return _Title(start, end, m.start(), roles, tuple(dict.fromkeys(codes)), holder, plural=True)
-
-
-def _modifier_before(before: str, gaz: Gazetteer) -> tuple[int, str] | None:
-    """A country word right before a title: ("Russian ", RU) or ("Germany's ", DE)."""
-    if gaz.country_words is None:
-        return None
-    best = None
-    for m in gaz.country_words.finditer(before):
-        rest = before[m.end():]
-        if re.fullmatch(rf"{_POSSESSIVE}\s+(?:acting\s+|new\s+|then-?\s*|former\s+|top\s+)?", rest,
-                        re.IGNORECASE):
-            code = _country_of(m.group(0), gaz)
-            if code:
-                best = (len(before) - m.start(), code)
-    return best
-
-
-def _apply_titles(text: str, mentions: list[Mention], gaz: Gazetteer,
+def _apply_titles(text: str, mentions: list[Mention], ner: Sequence[NerSpan], gaz: Gazetteer,
                   sent: SentenceOf) -> list[Mention]:
-    people = [i for i, m in enumerate(mentions) if m.label == "PERSON"]
     out = list(mentions)
-    for t in _find_titles(text, gaz):
-        if t.plural and not t.countries and t.holder:
-            # "Sweden's Pal Jonson and Finland's Antti Hakkanen, the two countries' ministers"
-            for i in _coordinated_people_before(text, out, t.start):
-                person = out[i]
-                out[i] = replace(person, roles=tuple(dict.fromkeys((*person.roles, *t.roles))))
+    for t in find_titles(text, ner, gaz):
+        if t.other:
             continue
         if t.plural:
-            if t.holder:
-                out.extend(Mention(text[t.start:t.end], t.start, t.end, "PERSON", sent(t.start),
-                                   text[t.start:t.end], country=code, roles=t.roles,
-                                   source="title") for code in t.countries)
+            out.extend(_plural_holders(text, out, t, gaz, sent))
             continue
-        holder = _holder_index(text, out, people, t)
-        if holder is not None:
-            person = out[holder]
+        if t.informal and officer_between(HOLDER_GAP.match(text, t.end).group(0)):
+            continue  # "defence chief Admiral Tony Radakin": the head of the armed forces
+        holder = _holder_index(text, out, t, sent)
+        person = out[holder] if holder is not None else None
+        country = t.country
+        if country is None and person is not None:
+            country = country_after_name(text, person.end, gaz)
+        stated = country is not None
+        if country is None and person is not None and person.source == "gazetteer":
+            country = person.country
+        roles = gaz.title_roles_for(t.folded, country, stated)
+        if not roles or (person is None and country is None and t.folded in gaz.abbreviations):
+            continue  # "Chancellor Rachel Reeves" (not DE), "at 3 PM"
+        if person is not None and holder is not None:
             if t.holder and person.source == "gazetteer" and t.country and person.country \
                     and t.country != person.country:
                 # A known person with another country's title: not theirs (a misreading).
-                out.append(Mention(text[t.start:t.end], t.start, t.end, "PERSON",
-                                   sent(t.start), text[t.start:t.end], country=t.country,
-                                   roles=t.roles, source="title"))
-            elif t.holder:
-                roles = tuple(dict.fromkeys((*person.roles, *t.roles)))
-                out[holder] = replace(person, roles=roles, country=t.country or person.country)
-            else:  # "former Defence Minister X": X does not hold the office now
-                roles = tuple(r for r in person.roles if r not in t.roles)
-                country = person.country if person.source == "gazetteer" else \
-                    t.country or person.country
-                out[holder] = replace(person, roles=roles, country=country)
+                out.append(_title_mention(text, t, roles, country, sent))
+            else:
+                out[holder] = _titled(person, t, roles, country)
             continue
         if t.holder:
-            out.append(Mention(text[t.start:t.end], t.start, t.end, "PERSON", sent(t.start),
-                               text[t.start:t.end], country=t.country, roles=t.roles,
-                               source="title"))
+            out.append(_title_mention(text, t, roles, country, sent))
     # Titles shadow the country words inside them ("Russian" in "Russian Defence Minister").
     titled = [(m.start, m.end) for m in out if m.source == "title"]
     return [m for m in out if m.source == "title" or m.label not in ("GPE", "NORP")
             or not any(s <= m.start and m.end <= e for s, e in titled)]
+
+
+def _title_mention(text: str, t: Title, roles: tuple[str, ...], country: str | None,
+                   sent: SentenceOf) -> Mention:
+    """A title with nobody named is a mention by itself: "Russia's defence minister said"."""
+    return Mention(text[t.start:t.end], t.start, t.end, "PERSON", sent(t.start),
+                   text[t.start:t.end], country=country, roles=roles, source="title")
+
+
+def _titled(person: Mention, t: Title, roles: tuple[str, ...], country: str | None) -> Mention:
+    """The person a title introduces, with the title's roles added or (for "former") removed."""
+    if t.holder:
+        return replace(person, roles=tuple(dict.fromkeys((*person.roles, *roles))),
+                       country=country or person.country)
+    # "former Defence Minister X": X does not hold the office now.
+    kept = tuple(r for r in person.roles if r not in roles)
+    return replace(person, roles=kept, country=person.country if person.source == "gazetteer"
+                   else country or person.country)
+
+
+def _plural_holders(text: str, mentions: list[Mention], t: Title, gaz: Gazetteer,
+                    sent: SentenceOf) -> list[Mention]:
+    """One office-holder per listed country, or the people listed before the title."""
+    if not t.holder:
+        return []
+    if t.countries:
+        return [Mention(text[t.start:t.end], t.start, t.end, "PERSON", sent(t.start),
+                        text[t.start:t.end], country=code, roles=roles, source="title")
+                for code in t.countries if (roles := gaz.title_roles_for(t.folded, code))]
+    # "Sweden's Pal Jonson and Finland's Antti Hakkanen, the two countries' ministers"
+    for i in _coordinated_people_before(text, mentions, t.start):
+        person = mentions[i]
+        roles = gaz.title_roles_for(t.folded, person.country)
+        mentions[i] = replace(person, roles=tuple(dict.fromkeys((*person.roles, *roles))))
+    return []
 
 
 _PLURAL_APPOSITION = re.compile(
@@ -347,62 +286,28 @@ def _coordinated_people_before(text: str, mentions: list[Mention], pos: int) -> 
     return chosen if len(chosen) > 1 else []
 
 
-def _person_country(text: str, m: Mention, gaz: Gazetteer) -> Mention:
-    """"Sweden's Pal Jonson", "Chilean minister Marta Iturra": an unknown person's country."""
-    if m.label != "PERSON" or m.country is not None:
-        return m
-    mod = _modifier_before(text[max(0, m.start - 40):m.start], gaz)
-    return replace(m, country=mod[1]) if mod is not None else m
-
-
-def _holder_index(text: str, mentions: list[Mention], people: list[int], t: _Title) -> int | None:
-    for i in people:
-        m = mentions[i]
+def _holder_index(text: str, mentions: list[Mention], t: Title, sent: SentenceOf) -> int | None:
+    """The person a title introduces: right after it ("Defence Minister Gen. X") or before
+    it in apposition ("X, Russia's defence minister").  spaCy sometimes reads the title as
+    part of the name ("Taoiseach Micheal Martin"): that mention is cut to the name."""
+    for i, m in enumerate(mentions):
+        if m.label == "PERSON" and m.source == "ner" and m.start < t.title_end < m.end \
+                and m.start <= t.title_start + 1:
+            start = HOLDER_GAP.match(text, t.title_end).end()
+            if start < m.end:
+                name = text[start:m.end]
+                mentions[i] = replace(m, text=name, start=start, name=strip_possessive(name),
+                                      sent=sent(start))
+    for i, m in enumerate(mentions):
+        if m.label != "PERSON" or m.source == "title" or m.start < t.end:
+            continue
         gap = text[t.end:m.start]
-        if m.start >= t.end and len(gap) <= 3 and re.fullmatch(r"[\s,]*", gap):
+        if HOLDER_GAP.fullmatch(gap):
             if "," in gap and _REPORTING.match(text, m.end):
                 continue  # "... with China's defence minister, Austin said": the speaker
             return i
-    for i in people:
-        m = mentions[i]
-        if m.end <= t.start and _APPOSITION.match(text[m.end:t.start]):
+    for i, m in enumerate(mentions):
+        if m.label == "PERSON" and m.source != "title" and m.end <= t.start \
+                and _APPOSITION.match(text[m.end:t.start]):
             return i
     return None
-
-
-def _counterparts(text: str, mentions: list[Mention], gaz: Gazetteer,
-                  sent: SentenceOf) -> list[Mention]:
-    """"X met his Russian counterpart": the counterpart holds X's role, for Russia.
-
-    Also "opposite number", "counterpart from Japan", and a named counterpart
-    ("his British counterpart John Healey"), which gets the role on its own mention.
-    """
-    out: list[Mention] = []
-    for m in _COUNTERPART.finditer(text):
-        s = sent(m.start())
-        holders = [x for x in mentions if x.sent == s and x.roles and x.end <= m.start()]
-        if not holders:
-            continue
-        roles = holders[-1].roles
-        start, end = m.start(), m.end()
-        country = None
-        mod = _modifier_before(text[max(0, start - 60):start], gaz)
-        if mod is not None:
-            start, country = start - mod[0], mod[1]
-        elif gaz.country_words is not None:
-            after = re.match(r"\s+(?:from|of)\s+(?:the\s+)?", text[end:])
-            cm = gaz.country_words.match(text, end + after.end()) if after else None
-            if cm and (code := _country_of(cm.group(0), gaz)):
-                country, end = code, cm.end()
-        gap = re.match(r"\s*,?\s*", text[end:])
-        named = next((i for i, x in enumerate(mentions) if gap and x.label == "PERSON"
-                      and x.start == end + gap.end()), None)
-        if named is not None:
-            person = mentions[named]
-            mentions[named] = replace(person, roles=tuple(dict.fromkeys((*person.roles, *roles))),
-                                      country=person.country or country)
-            continue
-        if country is None or country != holders[-1].country:
-            out.append(Mention(text[start:end], start, end, "PERSON", s, text[start:end],
-                               country=country, roles=roles, source="title"))
-    return out

@@ -7,7 +7,7 @@ NLP worker processes; matching against it lives in :mod:`ingest.nlp.entities`.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
@@ -34,6 +34,11 @@ class CountrySpec(_Spec):
 class RoleSpec(_Spec):
     titles: list[str] = Field(min_length=1)
     implied_country: dict[str, str] = {}
+    # Titles that name this role only for some countries ("chancellor": DE, AT) or for
+    # all but some ("foreign secretary" is a civil servant in IN).  A title restricted
+    # by ``only_for`` gives the role only when the text names the country.
+    only_for: dict[str, list[str]] = {}
+    not_for: dict[str, list[str]] = {}
 
 
 class HeldRole(_Spec):
@@ -85,9 +90,29 @@ class Gazetteer:
     title_roles: dict[str, tuple[str, ...]]  # folded title -> roles
     implied: dict[str, str]  # folded title -> country code
     country_words: re.Pattern[str] | None  # country names and demonyms, for title modifiers
+    # (folded title, role) -> (countries, True for only these / False for all but these)
+    title_limits: dict[tuple[str, str], tuple[frozenset[str], bool]] = field(
+        default_factory=dict)
+    abbreviations: frozenset[str] = frozenset()  # folded titles matched in exact case ("PM")
 
     def targets(self, text: str) -> tuple[AliasTarget, ...]:
         return self.aliases.get(fold(text), ())
+
+    def title_roles_for(self, title: str, country: str | None, stated: bool = True
+                        ) -> tuple[str, ...]:
+        """The roles a title (folded) gives to an office-holder of ``country``.
+
+        ``stated`` is False when the text does not name the country and it comes from
+        the gazetteer's person: a title limited by ``only_for`` then gives nothing
+        ("Labour leader Keir Starmer" was not prime minister).
+        """
+        out = []
+        for role in self.title_roles.get(title, ()):
+            limit = self.title_limits.get((title, role))
+            if limit is None or (not limit[1] and country not in limit[0]) or (
+                    limit[1] and stated and country in limit[0]):
+                out.append(role)
+        return tuple(out)
 
 
 def fold(text: str) -> str:
@@ -169,13 +194,21 @@ def compile_gazetteer(spec: GazetteerSpec) -> Gazetteer:
     every += [a for c in spec.countries for a in (c.name, *c.aliases, *c.demonyms)]
     title_roles: dict[str, list[str]] = {}
     implied: dict[str, str] = {}
+    limits: dict[tuple[str, str], tuple[frozenset[str], bool]] = {}
     for role, rspec in spec.roles.items():
         for title in rspec.titles:
             title_roles.setdefault(fold(title), []).append(role)
         implied.update({fold(t): c for t, c in rspec.implied_country.items()})
+        for only, table in ((True, rspec.only_for), (False, rspec.not_for)):
+            limits.update({(fold(t), role): (frozenset(codes), only) for t, codes in table.items()})
+    # A title written with capitals in the file ("PM", "FM") matches only in that case:
+    # "pm" is a time of day.
+    spelled = {fold(t): t for r in spec.roles.values() for t in r.titles}
+    abbreviations = frozenset(k for k, t in spelled.items() if t != t.lower())
     titles = [t.replace("defence", "defen[cs]e") for t in title_roles]
-    title_re = (re.compile(rf"(?<![\w-])(?:{'|'.join(_title_patterns(titles))})"
-                           r"(?P<plural>s)?(?![\w-])",
+    title_re = (re.compile(rf"(?<![\w-])(?:{'|'.join(_title_patterns(titles, spelled))})"
+                           r"(?P<plural>s)?(?P<suffix>-(?:designate|elect)|\s+(?:designate|elect|"
+                           r"nominee|pick|candidate|hopeful))?(?![\w-])",
                            re.IGNORECASE) if titles else None)
     country_words = [a for c in spec.countries for a in (c.name, *c.aliases, *c.demonyms)]
     return Gazetteer(
@@ -189,13 +222,21 @@ def compile_gazetteer(spec: GazetteerSpec) -> Gazetteer:
         title_roles={k: tuple(v) for k, v in title_roles.items()},
         implied=implied,
         country_words=_bounded(country_words),
+        title_limits=limits,
+        abbreviations=abbreviations,
     )
 
 
-def _title_patterns(titles: list[str]) -> list[str]:
+def _title_patterns(titles: list[str], spelled: dict[str, str]) -> list[str]:
     ordered = sorted(set(titles), key=lambda t: (-len(t), t))
-    return [re.escape(t).replace(r"\ ", r"\s+").replace(r"defen\[cs\]e", "defen[cs]e")
-            for t in ordered]
+    out = []
+    for t in ordered:
+        exact = spelled.get(t, t)
+        if exact != exact.lower():  # an abbreviation: exact case only
+            out.append(f"(?-i:{re.escape(exact)})")
+        else:
+            out.append(re.escape(t).replace(r"\ ", r"\s+").replace(r"defen\[cs\]e", "defen[cs]e"))
+    return out
 
 
 Located = tuple[tuple[str | int, ...], str]
@@ -214,11 +255,24 @@ def validate_spec(spec: GazetteerSpec) -> list[Located]:
                 problems.append((("entities", i, "roles", j),
                                  f"entity {entity.id}: unknown role {held.role!r} "
                                  f"(define it under roles:)"))
+            if held.country and codes and held.country not in codes:
+                problems.append((("entities", i, "roles", j),
+                                 f"entity {entity.id}: unknown country {held.country!r}"))
     for role, rspec in spec.roles.items():
         for title, code in rspec.implied_country.items():
             if codes and code not in codes:
                 problems.append((("roles", role, "implied_country"),
                                  f"role {role}: title {title!r} implies unknown country {code!r}"))
+        titles = {fold(t) for t in rspec.titles}
+        for key in ("only_for", "not_for"):
+            for title, listed in getattr(rspec, key).items():
+                if fold(title) not in titles:
+                    problems.append((("roles", role, key),
+                                     f"role {role}: {key} names {title!r}, not one of its titles"))
+                unknown = [c for c in listed if codes and c not in codes]
+                if unknown:
+                    problems.append((("roles", role, key),
+                                     f"role {role}: {key} {title!r}: unknown countries {unknown}"))
     return problems
 
 

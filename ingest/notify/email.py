@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from ingest.errors import DeliveryError
 from ingest.model import Alert
 from ingest.notify.base import ChannelContext
-from ingest.notify.render import html_body, subject, text_body
+from ingest.notify.render import delivery_key, html_body, subject, text_body
 
 
 class Settings(BaseModel):
@@ -52,7 +52,7 @@ def build_message(alert: Alert, sender: str, to: list[str]) -> EmailMessage:
     msg["From"] = sender
     msg["To"] = ", ".join(to)
     msg["Date"] = formatdate(localtime=False)
-    msg["Message-ID"] = make_msgid(idstring=alert.id[:16], domain="ingest.local")
+    msg["Message-ID"] = make_msgid(idstring=delivery_key(alert)[:24], domain="ingest.local")
     msg["X-Ingest-Alert-Id"] = alert.id
     msg.set_content(text_body(alert))
     msg.add_alternative(html_body(alert), subtype="html")

@@ -11,11 +11,22 @@ from ingest.model import Alert
 SCHEMA_VERSION = 1
 
 
+def delivery_key(alert: Alert) -> str:
+    """What receivers de-duplicate on: the alert id, plus the revision for updates."""
+    return alert.id if alert.revision == 0 else f"{alert.id}.r{alert.revision}"
+
+
+def _time(when: Any) -> str | None:
+    return when.isoformat() if when is not None else None
+
+
 def alert_payload(alert: Alert) -> dict[str, Any]:
-    """The product's JSON payload for an alert (``schema_version`` 1)."""
+    """The product's JSON payload for an alert (``schema_version`` 1; fields only added)."""
     return {
         "schema_version": SCHEMA_VERSION,
+        "event": "alert.updated" if alert.revision else "alert.fired",
         "alert_id": alert.id,
+        "revision": alert.revision,
         "rule": {"id": alert.rule_id, "title": alert.rule_title,
                  "severity": alert.severity, "tags": list(alert.tags)},
         "entry": {
@@ -29,6 +40,10 @@ def alert_payload(alert: Alert) -> dict[str, Any]:
         "terms": list(alert.terms),
         "snippet": alert.snippet,
         "created_at": alert.created_at.isoformat(),
+        "story": {"id": alert.story_id, "first_seen": _time(alert.first_seen),
+                  "last_seen": _time(alert.last_seen), "source_count": len(alert.sources),
+                  "sources": [dict(s) for s in alert.sources]},
+        "evidence": [dict(e) for e in alert.evidence],
     }
 
 
@@ -41,7 +56,8 @@ def payload_bytes(alert: Alert) -> bytes:
 def subject(alert: Alert) -> str:
     """``[HIGH] Rule title: entry title``, on one line."""
     title = " ".join(alert.entry_title.split())
-    return f"[{alert.severity.upper()}] {alert.rule_title}: {title}"[:250]
+    update = f" (update: {len(alert.sources)} sources)" if alert.revision else ""
+    return f"[{alert.severity.upper()}] {alert.rule_title}: {title}{update}"[:250]
 
 
 def _entity_line(entity: dict[str, Any]) -> str:
@@ -67,7 +83,10 @@ def text_body(alert: Alert) -> str:
         *(f"  - {_entity_line(e)}" for e in alert.entities),
         f"Matched terms: {', '.join(alert.terms) or '-'}",
         "",
-        f"Alert id: {alert.id}",
+        f"Sources ({len(alert.sources)}):",
+        *(f"  - {s.get('feed')}: {s.get('title')} <{s.get('link')}>" for s in alert.sources),
+        "",
+        f"Alert id: {alert.id}" + (f" (revision {alert.revision})" if alert.revision else ""),
     ]
     return "\n".join(lines) + "\n"
 
@@ -76,6 +95,9 @@ def html_body(alert: Alert) -> str:
     """The HTML part of an alert email; every piece of feed text is escaped."""
     e = html.escape
     entities = "".join(f"<li>{e(_entity_line(x))}</li>" for x in alert.entities)
+    sources = "".join(f"<li>{e(str(s.get('feed')))}: "
+                      f"<a href=\"{e(str(s.get('link')), quote=True)}\">"
+                      f"{e(str(s.get('title')))}</a></li>" for s in alert.sources)
     published = alert.published.isoformat() if alert.published else "unknown"
     return (
         "<!doctype html><html><body style=\"font-family:sans-serif\">"
@@ -85,6 +107,7 @@ def html_body(alert: Alert) -> str:
         f"<blockquote>{e(alert.snippet)}</blockquote>"
         f"<p>Matched entities:</p><ul>{entities}</ul>"
         f"<p>Matched terms: {e(', '.join(alert.terms) or '-')}</p>"
+        f"<p>Sources ({len(alert.sources)}):</p><ul>{sources}</ul>"
         f"<p style=\"color:#777\">Alert id {e(alert.id)} &middot; rule {e(alert.rule_id)}</p>"
         "</body></html>"
     )

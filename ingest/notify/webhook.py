@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr
 from ingest.errors import DeliveryError
 from ingest.model import Alert
 from ingest.notify.base import ChannelContext
-from ingest.notify.render import payload_bytes
+from ingest.notify.render import delivery_key, payload_bytes
 from ingest.notify.signing import HEADER, signature
 
 # 4xx answers that a retry can cure; any other 4xx is permanent.
@@ -38,7 +38,7 @@ class WebhookNotifier:
         self._clock = clock
 
     def request_headers(self, alert: Alert, body: bytes) -> dict[str, str]:
-        headers = {"Content-Type": "application/json", "Idempotency-Key": alert.id,
+        headers = {"Content-Type": "application/json", "Idempotency-Key": delivery_key(alert),
                    **self._settings.headers}
         if self._settings.secret is not None:
             secret = self._settings.secret.get_secret_value()

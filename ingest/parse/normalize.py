@@ -12,6 +12,7 @@ import feedparser
 
 from ingest.errors import ParseError
 from ingest.model import Entry
+from ingest.nlp.language import declared
 from ingest.parse.dedup import entry_key
 from ingest.parse.text import html_to_text, normalise_space
 
@@ -46,12 +47,15 @@ def parse_document(body: bytes, *, feed_id: str, url: str, now: datetime,
         if head.startswith((b"<!doctype html", b"<html")):
             reason = "this is an HTML page, not a feed"
         raise ParseError(url, reason)
-    entries = tuple(normalize_entry(raw, feed_id=feed_id, now=now) for raw in parsed.entries)
+    feed_language = parsed.feed.get("language") if parsed.get("feed") else None
+    entries = tuple(normalize_entry(raw, feed_id=feed_id, now=now, feed_language=feed_language)
+                    for raw in parsed.entries)
     title = html_to_text(parsed.feed.get("title", "")) if parsed.get("feed") else ""
     return ParsedFeed(title, entries, warning)
 
 
-def normalize_entry(raw: Mapping[str, Any], *, feed_id: str, now: datetime) -> Entry:
+def normalize_entry(raw: Mapping[str, Any], *, feed_id: str, now: datetime,
+                    feed_language: str | None = None) -> Entry:
     """One feedparser entry as an :class:`Entry` (pure: ``now`` judges future dates)."""
     title = normalise_space(html_to_text(raw.get("title", "")))
     summary = html_to_text(raw.get("summary", ""))
@@ -71,7 +75,16 @@ def normalize_entry(raw: Mapping[str, Any], *, feed_id: str, now: datetime) -> E
         content=content,
         published=published_at(raw, now),
         guid=guid,
+        language=declared(_entry_language(raw) or feed_language),
     )
+
+
+def _entry_language(raw: Mapping[str, Any]) -> str | None:
+    for key in ("title_detail", "summary_detail"):
+        detail = raw.get(key)
+        if isinstance(detail, Mapping) and detail.get("language"):
+            return str(detail["language"])
+    return None
 
 
 def published_at(raw: Mapping[str, Any], now: datetime) -> datetime | None:

@@ -6,11 +6,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ingest.errors import Problem, RuleError
+from ingest.model import Analysis
 from ingest.nlp.gazetteer import Gazetteer
-from ingest.rules.compile import CompiledRule, CompileProblem, compile_rule
+from ingest.rules.compile import LIST_PREFIX, CompiledRule, CompileProblem, Lists, compile_rule
 from ingest.rules.spec import RuleSpec
 from ingest.yamlfile import Locator, YamlProblem, load_yaml
 
@@ -25,8 +26,16 @@ class RuleSet:
 
     rules: tuple[CompiledRule, ...]
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_id", {r.id: r for r in self.rules})
+
     def get(self, rule_id: str) -> CompiledRule | None:
-        return next((r for r in self.rules if r.id == rule_id), None)
+        by_id: dict[str, CompiledRule] = getattr(self, "_by_id")  # noqa: B009
+        return by_id.get(rule_id)
+
+    def candidates(self, analysis: Analysis, feed_id: str) -> tuple[CompiledRule, ...]:
+        """The rules that may match ``analysis`` (all of them until an index narrows it)."""
+        return self.rules
 
     def __len__(self) -> int:
         return len(self.rules)
@@ -45,16 +54,60 @@ def rule_files(paths: Iterable[Path]) -> list[Path]:
     return out
 
 
-def load_rules(paths: Iterable[Path], gaz: Gazetteer | None) -> RuleSet:
-    """Load and compile every rule; raise :class:`RuleError` listing every problem."""
-    files = rule_files(paths)
+class TermListSpec(BaseModel):
+    """A named vocabulary (``rules/lists/NAME.yaml``) that rules reference as ``list:NAME``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    description: str = ""
+    terms: list[str] = Field(min_length=1)
+
+
+def list_files(paths: Iterable[Path]) -> list[Path]:
+    """Term-list files: ``lists/*.yaml`` in each rules folder (or beside a rule file)."""
+    folders = {(p if p.is_dir() else p.parent) / "lists" for p in paths}
+    return sorted(f for d in folders if d.is_dir() for f in d.iterdir()
+                  if f.suffix in RULE_SUFFIXES)
+
+
+def load_lists(paths: Iterable[Path]) -> tuple[dict[str, tuple[str, ...]], list[Problem]]:
+    """The term lists beside the rules, by name (the file's stem), and their problems."""
+    lists: dict[str, tuple[str, ...]] = {}
     problems: list[Problem] = []
+    for path in list_files(paths):
+        try:
+            data, locator = load_yaml(path)
+            spec = TermListSpec.model_validate(data)
+        except YamlProblem as exc:
+            problems.extend(exc.problems)
+            continue
+        except ValidationError as exc:
+            problems.extend(locator.problems(exc, ()))
+            continue
+        bad = [t for t in spec.terms if t.startswith(LIST_PREFIX) or not t.strip()]
+        if bad:
+            problems.append(Problem(str(path), locator.line(("terms",)),
+                                    f"term {bad[0]!r}: a list holds plain terms only"))
+            continue
+        lists[path.stem] = tuple(spec.terms)
+    return lists, problems
+
+
+def load_rules(paths: Iterable[Path], gaz: Gazetteer | None,
+               list_dirs: Iterable[Path] = ()) -> RuleSet:
+    """Load and compile every rule; raise :class:`RuleError` listing every problem.
+
+    Term lists come from ``lists/`` beside the rules and in ``list_dirs``' ``lists/``.
+    """
+    paths = list(paths)
+    files = rule_files(paths)
+    lists, problems = load_lists([*list_dirs, *paths])
     rules: list[CompiledRule] = []
     for path in files:
         if not path.exists():
             problems.append(Problem(str(path), None, "no such file or folder"))
             continue
-        found, errors = _load_file(path, gaz)
+        found, errors = _load_file(path, gaz, lists)
         rules.extend(found)
         problems.extend(errors)
     seen: dict[str, CompiledRule] = {}
@@ -69,7 +122,8 @@ def load_rules(paths: Iterable[Path], gaz: Gazetteer | None) -> RuleSet:
     return RuleSet(tuple(rules))
 
 
-def _load_file(path: Path, gaz: Gazetteer | None) -> tuple[list[CompiledRule], list[Problem]]:
+def _load_file(path: Path, gaz: Gazetteer | None,
+               lists: Lists) -> tuple[list[CompiledRule], list[Problem]]:
     try:
         data, locator = load_yaml(path)
     except YamlProblem as exc:
@@ -84,7 +138,7 @@ def _load_file(path: Path, gaz: Gazetteer | None) -> tuple[list[CompiledRule], l
                             "title and when) or `rules:` with a list of them")]
     rules, problems = [], []
     for prefix, item in items:
-        rule, errors = _compile_item(item, prefix, locator, gaz)
+        rule, errors = _compile_item(item, prefix, locator, gaz, lists)
         problems.extend(errors)
         if rule is not None:
             rules.append(rule)
@@ -92,13 +146,13 @@ def _load_file(path: Path, gaz: Gazetteer | None) -> tuple[list[CompiledRule], l
 
 
 def _compile_item(item: object, prefix: tuple[str | int, ...], locator: Locator,
-                  gaz: Gazetteer | None) -> tuple[CompiledRule | None, list[Problem]]:
+                  gaz: Gazetteer | None, lists: Lists) -> tuple[CompiledRule | None, list[Problem]]:
     try:
         spec = RuleSpec.model_validate(item)
     except ValidationError as exc:
         return None, locator.problems(exc, prefix)
     try:
-        return compile_rule(spec, gaz, locator.file, locator.line(prefix)), []
+        return compile_rule(spec, gaz, locator.file, locator.line(prefix), lists), []
     except CompileProblem as exc:
         where = ".".join(str(p) for p in exc.path)
         return None, [Problem(locator.file, locator.line((*prefix, *exc.path)),

@@ -7,6 +7,9 @@ evidence it found (:class:`~ingest.model.Hit`) or ``None`` when unsatisfied.
 
 from __future__ import annotations
 
+import bisect
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ingest.model import Analysis, Hit, Mention, RuleMatch, Token
@@ -18,8 +21,10 @@ from ingest.rules.compile import (
     CompiledRule,
     EntityLeaf,
     LemmaLeaf,
+    NearLeaf,
     Node,
     PatternLeaf,
+    Scoped,
     SourceLeaf,
     stem,
 )
@@ -45,12 +50,20 @@ class View:
         return self.doc.tokens if self.doc is not None else self.tokens
 
 
-class DocSyntax:
-    """A document's tokens with their dependency children, computed once when first needed."""
+_PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 
-    def __init__(self, tokens: tuple[Token, ...]) -> None:
+
+class DocSyntax:
+    """A document's tokens, units and dependency children, each computed once when needed."""
+
+    def __init__(self, tokens: tuple[Token, ...], text: str = "",
+                 sentences: tuple[tuple[int, int], ...] = ()) -> None:
         self.tokens = tokens
+        self.text = text
+        self.sentences = sentences
         self._children: list[list[int]] | None = None
+        self._paragraphs: tuple[tuple[int, int], ...] | None = None
+        self._splits: dict[tuple[str, int, int], list[View]] = {}
 
     @property
     def children(self) -> list[list[int]]:
@@ -58,26 +71,61 @@ class DocSyntax:
             self._children = syntax.children(self.tokens)
         return self._children
 
+    @property
+    def paragraphs(self) -> tuple[tuple[int, int], ...]:
+        """Character spans of the text's paragraphs (separated by blank lines)."""
+        if self._paragraphs is None:
+            spans, pos = [], 0
+            for m in _PARAGRAPH_BREAK.finditer(self.text):
+                if m.start() > pos:
+                    spans.append((pos, m.start()))
+                pos = m.end()
+            if pos < len(self.text):
+                spans.append((pos, len(self.text)))
+            self._paragraphs = tuple(spans)
+        return self._paragraphs
+
+    def units(self, scope: str) -> tuple[tuple[int, int], ...]:
+        return self.sentences if scope == "sentence" else self.paragraphs
+
+
+def whole(analysis: Analysis, feed_id: str) -> View:
+    """The whole document as one view (its parse shared by every view cut from it)."""
+    doc = DocSyntax(analysis.tokens, analysis.text, analysis.sentences)
+    return View(analysis.text, 0, len(analysis.text), analysis.tokens, analysis.mentions,
+                feed_id, doc)
+
 
 def views(analysis: Analysis, feed_id: str, scope: str) -> list[View]:
     """The units a rule with ``scope`` is evaluated on."""
-    doc = DocSyntax(analysis.tokens)
-    if scope == "document" or not analysis.sentences:
-        return [View(analysis.text, 0, len(analysis.text), analysis.tokens, analysis.mentions,
-                     feed_id, doc)]
-    tokens: list[list[Token]] = [[] for _ in analysis.sentences]
-    for tok in analysis.tokens:
-        if 0 <= tok.sent < len(tokens):
-            tokens[tok.sent].append(tok)
-    mentions: list[list[Mention]] = [[] for _ in analysis.sentences]
-    for m in analysis.mentions:
-        if 0 <= m.sent < len(mentions):
-            mentions[m.sent].append(m)
-    out, first = [], 0
-    for i, (start, end) in enumerate(analysis.sentences):
-        out.append(View(analysis.text, start, end, tuple(tokens[i]), tuple(mentions[i]), feed_id,
-                        doc, first))
-        first += len(tokens[i])
+    return split(whole(analysis, feed_id), scope)
+
+
+def split(view: View, scope: str) -> list[View]:
+    """``view`` cut into its sentences or paragraphs (itself for ``document``)."""
+    doc = view.doc
+    if scope == "document" or doc is None:
+        return [view]
+    key = (scope, view.start, view.end)
+    if key in doc._splits:
+        return doc._splits[key]
+    spans = [(max(s, view.start), min(e, view.end)) for s, e in doc.units(scope)
+             if s < view.end and view.start < e]
+    if not spans:
+        doc._splits[key] = [view]
+        return [view]
+    out, t = [], 0
+    tokens, mentions = view.tokens, view.mentions
+    for start, end in spans:
+        while t < len(tokens) and tokens[t].start < start:
+            t += 1
+        first = t
+        while t < len(tokens) and tokens[t].start < end:
+            t += 1
+        inside = tuple(x for x in mentions if start <= x.start < end)
+        out.append(View(view.text, start, end, tokens[first:t], inside, view.feed_id, doc,
+                        view.first + first))
+    doc._splits[key] = out
     return out
 
 
@@ -85,10 +133,14 @@ def evaluate(node: Node, view: View) -> tuple[Hit, ...] | None:
     """Evidence that ``node`` holds on ``view``, or None when it does not."""
     if isinstance(node, Branch):
         return _branch(node, view)
+    if isinstance(node, Scoped):
+        found = [r for unit in split(view, node.scope)
+                 if (r := evaluate(node.child, unit)) is not None]
+        return tuple(h for r in found for h in r) if found else None
     if isinstance(node, EntityLeaf):
         return _entity(node, view)
     if isinstance(node, PatternLeaf):
-        hits = tuple(Hit(node.kind, m.group(0), m.start(), m.end(), node.describe)
+        hits = tuple(Hit(node.kind, m.group(0), m.start(), m.end(), node.path)
                      for pattern in node.patterns
                      for m in pattern.finditer(view.text, view.start, view.end) if m.group(0))
         return hits or None
@@ -96,8 +148,10 @@ def evaluate(node: Node, view: View) -> tuple[Hit, ...] | None:
         return _lemma(node, view)
     if isinstance(node, ActionLeaf):
         return _action(node, view)
+    if isinstance(node, NearLeaf):
+        return _near(node, view)
     if isinstance(node, SourceLeaf):
-        return (Hit("source", view.feed_id, 0, 0, node.describe),) \
+        return (Hit("source", view.feed_id, 0, 0, node.path),) \
             if view.feed_id in node.feeds else None
     raise TypeError(f"unknown node {node!r}")
 
@@ -135,25 +189,59 @@ def _entity(leaf: EntityLeaf, view: View) -> tuple[Hit, ...] | None:
     keys = {k for m in chosen if (k := _distinct_key(leaf, m)) is not None}
     if len(keys) < leaf.min:
         return None
-    return tuple(Hit("entity", m.text, m.start, m.end, leaf.describe) for m in chosen)
+    return tuple(Hit("entity", m.text, m.start, m.end, leaf.path) for m in chosen)
 
 
-def _lemma(leaf: LemmaLeaf, view: View) -> tuple[Hit, ...] | None:
-    stems = [(stem(t.lemma), stem(t.text)) for t in view.tokens]
-    hits = []
+def lemma_positions(leaf: LemmaLeaf, tokens: tuple[Token, ...]) -> list[tuple[int, int]]:
+    """(first, last) token indexes of each occurrence of the leaf's terms, any word form."""
+    stems = [(stem(t.lemma), stem(t.text)) for t in tokens]
+    found = []
     for i, (by_lemma, by_text) in enumerate(stems):
-        tok = view.tokens[i]
         if by_lemma in leaf.words or by_text in leaf.words:
-            hits.append(Hit("lemma", tok.text, tok.start, tok.end, leaf.describe))
+            found.append((i, i))
             continue
         for seq in leaf.sequences:
             window = stems[i:i + len(seq)]
             if len(window) == len(seq) and all(s in pair for s, pair in zip(seq, window,
                                                                           strict=True)):
-                last = view.tokens[i + len(seq) - 1]
-                hits.append(Hit("lemma", view.text[tok.start:last.end], tok.start, last.end,
-                                leaf.describe))
+                found.append((i, i + len(seq) - 1))
+    return found
+
+
+def _span_hit(kind: str, view: View, first: int, last: int, path: str) -> Hit:
+    start, end = view.tokens[first].start, view.tokens[last].end
+    return Hit(kind, view.text[start:end], start, end, path)
+
+
+def _lemma(leaf: LemmaLeaf, view: View) -> tuple[Hit, ...] | None:
+    hits = [_span_hit("lemma", view, a, b, leaf.path)
+            for a, b in lemma_positions(leaf, view.tokens)]
     return tuple(hits) or None
+
+
+def _near(leaf: NearLeaf, view: View) -> tuple[Hit, ...] | None:
+    terms = lemma_positions(leaf.terms, view.tokens)
+    if not terms:
+        return None
+    partners: list[tuple[int, int, Hit]] = []
+    if leaf.other is not None:
+        partners = [(a, b, _span_hit("near", view, a, b, leaf.path))
+                    for a, b in lemma_positions(leaf.other, view.tokens)]
+    elif leaf.entity is not None:
+        starts = [t.start for t in view.tokens]
+        for m in view.mentions:
+            if _entity_selected(leaf.entity, m):
+                a = max(0, bisect.bisect_right(starts, m.start) - 1)
+                b = max(a, bisect.bisect_left(starts, m.end) - 1)
+                partners.append((a, b, Hit("entity", m.text, m.start, m.end, leaf.path)))
+    hits: list[Hit] = []
+    for a, b in terms:
+        close = [h for pa, pb, h in partners
+                 if (pa, pb) != (a, b) and max(pa - b, a - pb, 0) <= leaf.within]
+        if close:
+            hits.append(_span_hit("near", view, a, b, leaf.path))
+            hits.extend(close)
+    return tuple(dict.fromkeys(hits)) or None
 
 
 def _action(leaf: ActionLeaf, view: View) -> tuple[Hit, ...] | None:
@@ -168,7 +256,9 @@ def _action(leaf: ActionLeaf, view: View) -> tuple[Hit, ...] | None:
         elif stem(tok.lemma) not in leaf.verbs and stem(tok.text) not in leaf.verbs:
             continue
         kids = view.doc.children if view.doc is not None else syntax.children(tokens)
-        hits = [Hit("action", tok.text, tok.start, tok.end, leaf.describe)]
+        if leaf.negated is not None and syntax.is_negated(tokens, kids, i) != leaf.negated:
+            continue
+        hits = [Hit("action", tok.text, tok.start, tok.end, leaf.path)]
         for node, heads in ((leaf.object, syntax.object_heads),
                             (leaf.subject, syntax.subject_heads)):
             if node is None:
@@ -238,17 +328,24 @@ def snippet(analysis: Analysis, hits: tuple[Hit, ...]) -> str:
     return text if len(text) <= SNIPPET_CHARS else text[:SNIPPET_CHARS - 1].rstrip() + "…"
 
 
-def match_all(rules: tuple[CompiledRule, ...], analysis: Analysis,
-              feed_id: str) -> list[RuleMatch]:
+def applies(rule: CompiledRule, language: str | None) -> bool:
+    """Whether an enabled ``rule`` reads entries in ``language`` (unknown: every rule does)."""
+    return rule.spec.enabled and (not rule.spec.language or language is None
+                                  or language in rule.spec.language)
+
+
+def match_all(rules: Sequence[CompiledRule], analysis: Analysis, feed_id: str,
+              language: str | None = None) -> list[RuleMatch]:
     """Every enabled rule that matches, in rule order (views built once per scope)."""
     by_scope: dict[str, list[View]] = {}
     out = []
+    doc = whole(analysis, feed_id)
     for rule in rules:
-        if not rule.spec.enabled:
+        if not applies(rule, language):
             continue
         scope = rule.spec.scope
         if scope not in by_scope:
-            by_scope[scope] = views(analysis, feed_id, scope)
+            by_scope[scope] = split(doc, scope)
         if (m := match_rule(rule, analysis, feed_id, by_scope[scope])) is not None:
             out.append(m)
     return out

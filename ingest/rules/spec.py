@@ -10,9 +10,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ingest.durations import Duration
+
 Severity = Literal["info", "low", "medium", "high", "critical"]
 SEVERITIES: tuple[str, ...] = ("info", "low", "medium", "high", "critical")
-LEAF_KEYS = ("entity", "keyword", "lemma", "phrase", "regex", "source", "action")
+LEAF_KEYS = ("entity", "keyword", "lemma", "phrase", "regex", "source", "action", "near")
+Scope = Literal["sentence", "paragraph", "document"]
+SCOPES: tuple[str, ...] = ("sentence", "paragraph", "document")
 BRANCH_KEYS = ("all", "any", "not")
 
 
@@ -52,6 +56,10 @@ class NodeSpec(_Spec):
     regex: list[str] | None = None
     source: list[str] | None = None
     action: ActionSpec | None = None
+    near: NearSpec | None = None
+    # Evaluate this node on each sentence (or paragraph) of the unit it is given, holding
+    # when it holds on one of them: `not: {scope: sentence, all: [...]}`.
+    scope: Scope | None = None
 
     _lists = field_validator("keyword", "lemma", "phrase", "regex", "source", mode="before")(
         classmethod(lambda cls, v: _as_list(v)))
@@ -85,6 +93,9 @@ class ActionSpec(_Spec):
     noun: list[str] = []  # nouns naming the action, as written: deployment, stationing
     object: NodeSpec | None = None
     subject: NodeSpec | None = None
+    # false: only actions that are not negated or denied ("did not deploy", "denied plans
+    # to deploy"); true: only those that are; absent: either.
+    negated: bool | None = None
 
     _lists = field_validator("verb", "noun", mode="before")(
         classmethod(lambda cls, v: _as_list(v)))
@@ -98,7 +109,86 @@ class ActionSpec(_Spec):
         return self
 
 
+class NearSpec(_Spec):
+    """``near:`` leaf: a term within ``within`` tokens of a selected entity or another term.
+
+    ``terms`` (and ``with``) are matched like ``lemma``: any form of each word.
+    """
+
+    terms: list[str]
+    entity: EntitySpec | None = None
+    with_: list[str] | None = Field(None, alias="with")
+    within: int = Field(10, ge=1, le=200)
+
+    _lists = field_validator("terms", "with_", mode="before")(
+        classmethod(lambda cls, v: _as_list(v)))
+
+    @model_validator(mode="after")
+    def _one_partner(self) -> NearSpec:
+        if not self.terms:
+            raise ValueError("`terms` must not be empty")
+        if (self.entity is None) == (self.with_ is None):
+            raise ValueError("`near` needs exactly one of `entity` or `with` besides `terms`")
+        if self.with_ is not None and not self.with_:
+            raise ValueError("`with` must not be empty")
+        return self
+
+
 NodeSpec.model_rebuild()
+
+
+DedupeKeyPart = str  # rule | story | source | entity.<attr>[:<value>]
+DEDUPE_PARTS = ("rule", "story", "source", "feed")
+DEDUPE_ENTITY_ATTRS = ("role", "label", "id", "country", "name")
+
+
+class ThresholdSpec(_Spec):
+    """Fire only when ``count`` matches (or distinct sources/stories) fall within ``window``."""
+
+    count: int = Field(ge=1)
+    window: Duration
+    distinct: Literal["entry", "source", "story"] = "entry"
+
+    @field_validator("window")
+    @classmethod
+    def _positive(cls, v: float) -> float:
+        if v <= 0:
+            raise ValueError("the window must be longer than zero, e.g. 6h")
+        return v
+
+
+class DedupeSpec(_Spec):
+    """At most one alert per key per window; later matches are recorded as suppressed."""
+
+    key: list[DedupeKeyPart] = ["rule"]
+    window: Duration
+
+    @field_validator("key", mode="before")
+    @classmethod
+    def _key_list(cls, v: object) -> object:
+        return _as_list(v)
+
+    @field_validator("key")
+    @classmethod
+    def _known_parts(cls, parts: list[str]) -> list[str]:
+        for part in parts:
+            head, _, value = part.partition(":")
+            if head in DEDUPE_PARTS and not value:
+                continue
+            attr = head.removeprefix("entity.")
+            if head.startswith("entity.") and attr in DEDUPE_ENTITY_ATTRS:
+                continue
+            raise ValueError(
+                f"unknown dedupe key part {part!r}; write one of rule, story, source, or "
+                "entity.<role|label|id|country|name>[:<value>], e.g. entity.role:defence-minister")
+        return parts
+
+    @field_validator("window")
+    @classmethod
+    def _positive(cls, v: float) -> float:
+        if v <= 0:
+            raise ValueError("the window must be longer than zero, e.g. 24h")
+        return v
 
 
 class Example(_Spec):
@@ -121,7 +211,23 @@ class RuleSpec(_Spec):
     severity: Severity = "medium"
     tags: list[str] = []
     when: NodeSpec
-    scope: Literal["sentence", "document"] = "document"
+    scope: Scope = "document"
+    language: list[str] = []  # ISO 639-1 codes the entry must be in (empty: any)
     notify: list[str] = []
     enabled: bool = True
+    threshold: ThresholdSpec | None = None
+    dedupe: DedupeSpec | None = None
+    on_update: Literal["notify", "silent"] = "silent"  # later copies of the same story
     examples: ExamplesSpec = ExamplesSpec()
+
+    _langs = field_validator("language", "tags", "notify", mode="before")(
+        classmethod(lambda cls, v: _as_list(v)))
+
+    @field_validator("language")
+    @classmethod
+    def _codes(cls, codes: list[str]) -> list[str]:
+        for code in codes:
+            if not (len(code) == 2 and code.isalpha() and code.islower()):
+                raise ValueError(f"language {code!r} is not a two-letter ISO 639-1 code "
+                                 "such as en, fr or de")
+        return codes

@@ -86,3 +86,31 @@ def subtree_span(kids: list[list[int]], tokens: Sequence[Token], head: int) -> t
         start, end = min(start, tokens[k].start), max(end, tokens[k].end)
         todo.extend(kids[k])
     return start, end
+
+
+# Words that deny or rule out what they govern: "denied plans to deploy", "ruled out sending".
+DENIAL_LEMMAS = frozenset({"deny", "reject", "dismiss", "refute", "rebuff", "disavow",
+                           "abandon", "scrap", "cancel", "halt", "suspend", "shelve", "drop"})
+NEGATORS = frozenset({"not", "n't", "never", "no", "without", "nor", "neither"})
+# Links through which a governing word's negation or denial reaches the action word.
+_GOVERNED_BY = frozenset({"xcomp", "ccomp", "acl", "relcl", "dobj", "pobj", "pcomp", "prep",
+                          "advcl", "nsubjpass", "nsubj", "attr"})
+
+
+def is_negated(tokens: Sequence[Token], kids: list[list[int]], i: int, depth: int = 4) -> bool:
+    """Whether the action at ``i`` is negated or denied ("did not deploy", "no plans to
+    deploy", "denied sending troops", "ruled out a deployment", "without deploying")."""
+    j = i
+    for _ in range(depth + 1):
+        tok = tokens[j]
+        if any(tokens[k].dep in ("neg", "det", "advmod", "preconj")
+               and tokens[k].text.lower() in NEGATORS for k in kids[j]):
+            return True
+        if j != i and (tok.lemma in DENIAL_LEMMAS or tok.text.lower() in ("without",)
+                       or (tok.lemma == "rule" and any(tokens[k].text.lower() == "out"
+                                                       for k in kids[j]))):
+            return True
+        if tok.dep not in _GOVERNED_BY or not 0 <= tok.head < len(tokens) or tok.head == j:
+            return False
+        j = tok.head
+    return False

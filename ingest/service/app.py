@@ -48,7 +48,9 @@ class CycleReport:
     errors: dict[str, str] = field(default_factory=dict)
     new_entries: int = 0
     processed: int = 0
-    alerts: list[Alert] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)  # new alerts (sent, or silenced)
+    updates: int = 0  # matches that added a source to an existing story's alert
+    suppressed: int = 0  # matches held back by a threshold or dedupe window
     delivered: int = 0
     failed_deliveries: int = 0
 
@@ -60,12 +62,12 @@ def load_rule_files(settings: Settings) -> tuple[Gazetteer, RuleSet]:
     if not settings.channels:
         log.warning("config.no_channels", config=settings.source,
                     hint="alerts are stored but not delivered; add a channel under channels:")
-    for rule in rules.rules:
-        unknown = [c for c in rule.spec.notify if c not in settings.channels]
-        if unknown and settings.channels:
-            log.warning("rule.unknown_channels", rule_id=rule.id, file=rule.file,
-                        line=rule.line, channels=unknown,
-                        using=list(settings.channels_for(tuple(rule.spec.notify))))
+    unknown = sorted({c for r in rules.rules for c in r.spec.notify if c not in settings.channels})
+    if unknown and settings.channels:
+        log.warning("rules.unknown_channels", channels=unknown, config=settings.source,
+                    rules=[r.id for r in rules.rules
+                           if any(c in unknown for c in r.spec.notify)],
+                    hint="those rules go to default_channels (or every channel) instead")
     return gaz, rules
 
 
@@ -160,9 +162,14 @@ class App:
                 report.errors[outcome.feed_id] = outcome.error
         try:
             while batch := await self.store.unprocessed_entries(limit=500):
-                report.alerts += await process_entries(
+                changes = await process_entries(
                     batch, runner=self.runner, rules=self.rules, store=self.store,
                     settings=self.settings, clock=self.clock)
+                report.alerts += [c.alert for c in changes
+                                  if c.alert is not None and c.state in ("new", "silenced")]
+                report.updates += sum(c.state == "update" for c in changes)
+                report.suppressed += sum(c.state in ("below-threshold", "deduped")
+                                         for c in changes)
                 report.processed += len(batch)
         except Exception:  # the entries stay unprocessed; alerts already made still go out
             log.exception("process.failed")

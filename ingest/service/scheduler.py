@@ -1,10 +1,32 @@
 """The daemon: an APScheduler job runs a cycle every tick until a signal stops it.
 
-SIGHUP reloads the rules and the gazetteer (a broken file is reported and the rules
-in force stay).  SIGTERM/SIGINT stop claiming new work; the cycle in flight gets ``grace_s`` to
+SIGTERM/SIGINT stop claiming new work; the cycle in flight gets ``grace_s`` to
 finish, then is cancelled.  Cancelling is safe: an entry is marked processed in the
 same transaction as its alerts, and a delivery is marked done only after the
 receiver accepted it, so anything interrupted is simply done again next time.
+
+Hot reload.  SIGHUP, and (with ``watch``) any change to the rule files or the
+gazetteer (:mod:`ingest.service.watch`), asks for a reload.  Requests are coalesced:
+one reload task takes them, and any number of requests made while it works cause
+one more reload after it, never two at once; :meth:`Daemon.reload` also holds a
+lock, so direct callers cannot interleave either.  A reload reads and compiles every
+file off the loop; a broken file logs ``rules.reload_failed`` with ``file:line`` and
+the rule set in force stays; a good one is put in force (``rules.reloaded``); one
+that finds nothing changed (a save without edits) logs ``rules.unchanged``.
+
+Why a reload never drops or repeats an entry in flight: ``App.run_cycle`` reads
+``app.rules`` once per batch of stored entries and hands it to ``process_entries``,
+which uses that one rule set for the whole batch; a reload only rebinds
+``app.rules``, so the batch in flight finishes with the rules it started with and
+the next batch gets the new ones.  Each entry is marked processed in the same
+transaction that stores its alerts (``Store.record_processed_batch``), and alerts are
+inserted with ``ON CONFLICT DO NOTHING``, so an entry is either done once, with the
+rules of its batch, or left unprocessed and done again by the next cycle.  One
+caveat: the gazetteer is not snapshotted per batch like the rules; the analyzer
+reads ``analyzer.gaz`` per document in its worker thread, so a reload landing
+mid-batch can analyse the rest of that batch with the new gazetteer against rules
+compiled with the old one.  That can change what those entries match, never whether
+they are processed.
 """
 
 from __future__ import annotations
@@ -18,6 +40,8 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from ingest.errors import IngestError
 from ingest.service.app import App, load_rule_files
+from ingest.service.watch import targets_for
+from ingest.service.watch import watch as watch_files
 
 log = structlog.get_logger("ingest.scheduler")
 
@@ -25,12 +49,15 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 class Daemon:
-    def __init__(self, app: App, grace_s: float = 20.0) -> None:
+    def __init__(self, app: App, grace_s: float = 20.0, *, watch: bool = True) -> None:
         self.app = app
         self.grace_s = grace_s
+        self.watch = watch
         self.stop = asyncio.Event()
         self._current: asyncio.Task[object] | None = None
-        self._reloads: set[asyncio.Task[bool]] = set()
+        self._reload_lock = asyncio.Lock()
+        self._reload_wanted = asyncio.Event()
+        self._triggers: set[str] = set()
 
     async def _cycle_job(self) -> None:
         if self.stop.is_set():
@@ -49,20 +76,24 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for sig in STOP_SIGNALS:
             loop.add_signal_handler(sig, self._request_stop, sig)
-        loop.add_signal_handler(signal.SIGHUP, self._request_reload)
+        loop.add_signal_handler(signal.SIGHUP, self.request_reload, "SIGHUP")
         scheduler = AsyncIOScheduler(event_loop=loop, timezone="UTC")
         scheduler.add_job(self._cycle_job, "interval", seconds=self.app.settings.polling.tick,
                           id="cycle", max_instances=1, coalesce=True,
                           next_run_time=datetime.now(scheduler.timezone), misfire_grace_time=None)
         scheduler.start()
-        log.info("daemon.running", tick_s=self.app.settings.polling.tick)
+        reloader = loop.create_task(self._reloader())
+        watcher = loop.create_task(self._watch()) if self.watch else None
+        log.info("daemon.running", tick_s=self.app.settings.polling.tick, watch=self.watch)
         try:
             await self.stop.wait()
         finally:
-            # Stop new cycles first, let the one in flight finish (or cancel it after the
-            # grace period), and only then shut the scheduler down: its shutdown cancels
-            # running jobs at once.
+            # Stop new cycles and reloads first, let the cycle in flight finish (or cancel
+            # it after the grace period), and only then shut the scheduler down: its
+            # shutdown cancels running jobs at once.
+            self.stop.set()  # also when cancelled: the watcher stops on it
             scheduler.pause()
+            await self._stop_helpers(reloader, watcher)
             await self._drain()
             scheduler.shutdown(wait=False)
             for sig in (*STOP_SIGNALS, signal.SIGHUP):
@@ -73,20 +104,55 @@ class Daemon:
         log.info("daemon.stopping", signal=sig.name)
         self.stop.set()
 
-    def _request_reload(self) -> None:
-        task = asyncio.get_running_loop().create_task(self.reload())
-        self._reloads.add(task)
-        task.add_done_callback(self._reloads.discard)
+    def request_reload(self, trigger: str) -> None:
+        """Ask for a reload; requests made before it starts are served by one reload."""
+        self._triggers.add(trigger)
+        self._reload_wanted.set()
+
+    async def _reloader(self) -> None:
+        while True:
+            await self._reload_wanted.wait()
+            self._reload_wanted.clear()
+            triggers, self._triggers = ",".join(sorted(self._triggers)), set()
+            with structlog.contextvars.bound_contextvars(trigger=triggers):
+                await self.reload()
+
+    async def _watch(self) -> None:
+        try:
+            settings = self.app.settings
+            await watch_files(targets_for(settings.rules_dir, settings.gazetteer_path),
+                              lambda: self.request_reload("watch"), self.stop)
+        except Exception:  # the daemon runs on without it: SIGHUP still reloads
+            log.exception("rules.watch_failed", hint="edits are taken up on SIGHUP only")
 
     async def reload(self) -> bool:
         """Reload rules and gazetteer; on any error keep the rules in force and say why."""
-        try:
-            gaz, rules = await asyncio.to_thread(load_rule_files, self.app.settings)
-        except IngestError as exc:
-            log.error("rules.reload_failed", error=str(exc), kept=len(self.app.rules))
-            return False
-        self.app.apply_rules(gaz, rules)
-        return True
+        async with self._reload_lock:
+            try:
+                gaz, rules = await asyncio.to_thread(load_rule_files, self.app.settings)
+            except IngestError as exc:
+                log.error("rules.reload_failed", error=str(exc), kept=len(self.app.rules))
+                return False
+            except Exception as exc:  # e.g. a folder removed while it was read
+                log.exception("rules.reload_failed", error=f"{type(exc).__name__}: {exc}",
+                              kept=len(self.app.rules))
+                return False
+            if rules == self.app.rules and gaz == self.app.runner.analyzer.gaz:
+                log.info("rules.unchanged", rules=len(rules))
+                return True
+            self.app.apply_rules(gaz, rules)
+            return True
+
+    @staticmethod
+    async def _stop_helpers(reloader: asyncio.Task[None],
+                            watcher: asyncio.Task[None] | None) -> None:
+        # A reload cut short changes nothing.  The watcher ends on ``stop`` within a
+        # fraction of a second; cancelling it would wait for its thread all the same.
+        reloader.cancel()
+        if watcher is not None:
+            await asyncio.wait({watcher}, timeout=5)
+            watcher.cancel()
+        await asyncio.gather(reloader, *filter(None, [watcher]), return_exceptions=True)
 
     async def _drain(self) -> None:
         task = self._current

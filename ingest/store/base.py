@@ -8,6 +8,10 @@ from datetime import datetime
 from typing import Protocol
 
 from ingest.model import Alert, Entry, Feed, FeedState, FetchResult
+from ingest.rules.policy import MatchEvent, Silence
+from ingest.rules.spec import RuleSpec
+from ingest.stories.cluster import StoryCandidate
+from ingest.stories.minhash import Fingerprint
 
 
 @dataclass(frozen=True)
@@ -16,6 +20,69 @@ class StoredEntry:
 
     id: int
     entry: Entry
+    fetched_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ProposedMatch:
+    """A rule's match on an entry, with the alert it raises if the policy lets it."""
+
+    rule: RuleSpec
+    event: MatchEvent
+    alert: Alert
+
+
+@dataclass(frozen=True)
+class EntryOutcome:
+    """Everything processing learned about one entry, recorded in one transaction."""
+
+    entry_id: int
+    entry: Entry
+    story_id: int
+    fingerprint: Fingerprint | None = None
+    canonical_link: str = ""
+    language: str | None = None
+    analysis: bytes | None = None  # compressed Analysis (nlp/serial.py), kept for backtests
+    matches: tuple[ProposedMatch, ...] = ()
+
+
+@dataclass(frozen=True)
+class AlertChange:
+    """What recording a match did: the alert it created or touched, and the decision."""
+
+    alert: Alert | None  # None when the match raised nothing (below threshold)
+    state: str  # new | update | below-threshold | deduped | silenced
+    notify: bool
+    rule_id: str
+    entry_id: int
+
+
+@dataclass(frozen=True)
+class MatchRow:
+    """A recorded match, as operators list them."""
+
+    id: int
+    rule_id: str
+    entry_id: int
+    story_id: int
+    feed_id: str
+    at: datetime
+    state: str
+    alert_id: str | None
+    entry_title: str
+    entry_link: str
+
+
+@dataclass(frozen=True)
+class BacktestEntry:
+    """A stored entry with what a backtest needs to replay rules on it."""
+
+    id: int
+    entry: Entry
+    story_id: int
+    at: datetime
+    language: str | None
+    analysis: bytes | None
 
 
 @dataclass(frozen=True)
@@ -25,7 +92,7 @@ class PendingDelivery:
     id: int
     channel: str
     attempts: int
-    alert: Alert
+    alert: Alert  # its revision is the one this delivery sends
 
 
 @dataclass(frozen=True)
@@ -39,6 +106,7 @@ class DeliveryRow:
     attempts: int
     last_error: str | None
     receipt: str | None
+    revision: int = 0
 
 
 @dataclass(frozen=True)
@@ -75,13 +143,27 @@ class Store(Protocol):
 
     async def unprocessed_entries(self, limit: int) -> list[StoredEntry]: ...
 
-    async def record_processed(self, entry_id: int, alerts: Sequence[Alert],
-                               now: datetime) -> list[Alert]: ...
-
-    async def record_processed_batch(self, results: Sequence[tuple[int, Sequence[Alert]]],
-                                     now: datetime) -> list[Alert]: ...
-
     async def record_entry_error(self, entry_id: int, error: str, now: datetime) -> None: ...
+
+    async def story_candidates(self, band_keys: Sequence[int], links: Sequence[str],
+                               since: datetime) -> list[StoryCandidate]: ...
+
+    async def record_outcomes(self, outcomes: Sequence[EntryOutcome],
+                              now: datetime) -> list[AlertChange]: ...
+
+    async def add_silence(self, silence: Silence, created_by: str = "") -> Silence: ...
+
+    async def silences(self, now: datetime, include_expired: bool = False) -> list[Silence]: ...
+
+    async def expire_silence(self, silence_id: int, now: datetime) -> bool: ...
+
+    async def matches(self, *, rule_id: str | None = None, since: datetime | None = None,
+                      state: str | None = None, limit: int = 100) -> list[MatchRow]: ...
+
+    async def backtest_entries(self, since: datetime,
+                               limit: int | None = None) -> list[BacktestEntry]: ...
+
+    async def prune(self, before: datetime) -> int: ...
 
     async def pending_deliveries(self, max_attempts: int, limit: int,
                                  now: datetime | None = None) -> list[PendingDelivery]: ...

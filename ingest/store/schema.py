@@ -1,19 +1,23 @@
 """The database schema (SQLAlchemy Core), the same for SQLite and PostgreSQL.
 
 Uniqueness is enforced by the database, not trusted to the scheduler: one entry per
-(feed, key), one alert per (rule, entry), one delivery per (alert, channel).
+(feed, key), one alert per (rule, story), one match per (rule, entry), one delivery per
+(alert, channel, revision).
 """
 
 from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -56,25 +60,89 @@ entries = Table(
     Column("fetched_at", DateTime, nullable=False),
     Column("processed_at", DateTime, nullable=True, index=True),
     Column("error", Text, nullable=True),  # why processing this entry failed, if it did
+    Column("story_id", Integer, nullable=True, index=True),  # the story it reports (stories/)
+    Column("canonical_link", Text, nullable=True),
+    Column("signature", LargeBinary, nullable=True),  # MinHash signature (stories/minhash.py)
+    Column("language", String(8), nullable=True),
+    Column("analysis", LargeBinary, nullable=True),  # compressed Analysis, for backtests
     UniqueConstraint("feed_id", "key", name="uq_entries_feed_key"),
+    Index("ix_entries_fetched_at", "fetched_at"),
+    Index("ix_entries_canonical_link", "canonical_link"),
+)
+
+# LSH bands of entry signatures: near-duplicate candidates by indexed lookup.
+story_bands = Table(
+    "story_bands", metadata,
+    Column("entry_id", Integer, ForeignKey("entries.id"), nullable=False),
+    Column("band_key", BigInteger, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Index("ix_story_bands_key", "band_key"),
+    Index("ix_story_bands_entry", "entry_id"),
 )
 
 alerts = Table(
     "alerts", metadata,
     Column("id", String(64), primary_key=True),
     Column("rule_id", String(200), nullable=False, index=True),
-    Column("entry_id", Integer, ForeignKey("entries.id"), nullable=False),
+    Column("entry_id", Integer, ForeignKey("entries.id"), nullable=False),  # the first entry
+    Column("story_id", Integer, nullable=False),
     Column("severity", String(16), nullable=False),
+    Column("state", String(16), nullable=False),  # fired | silenced
+    Column("at", DateTime, nullable=False),  # the first match's time (dedupe windows)
+    Column("dedupe_key", Text, nullable=False, default=""),
+    Column("revision", Integer, nullable=False, default=0),
     Column("created_at", DateTime, nullable=False, index=True),
+    Column("updated_at", DateTime, nullable=False),
     Column("payload", JSON, nullable=False),
-    UniqueConstraint("rule_id", "entry_id", name="uq_alerts_rule_entry"),
+    UniqueConstraint("rule_id", "story_id", name="uq_alerts_rule_story"),
+    Index("ix_alerts_rule_dedupe", "rule_id", "dedupe_key", "at"),
 )
+
+# Every rule match, including those that raised no alert (and why not).
+matches = Table(
+    "matches", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("rule_id", String(200), nullable=False),
+    Column("entry_id", Integer, ForeignKey("entries.id"), nullable=False),
+    Column("story_id", Integer, nullable=False),
+    Column("feed_id", String(200), nullable=False),
+    Column("at", DateTime, nullable=False),
+    # new | update | below-threshold | deduped | silenced
+    Column("state", String(20), nullable=False),
+    Column("alert_id", String(64), nullable=True),
+    Column("silence_id", Integer, nullable=True),
+    Column("dedupe_key", Text, nullable=False, default=""),
+    Column("created_at", DateTime, nullable=False),
+    Column("evidence", JSON, nullable=False),
+    UniqueConstraint("rule_id", "entry_id", name="uq_matches_rule_entry"),
+    Index("ix_matches_rule_at", "rule_id", "at"),
+)
+
+silences = Table(
+    "silences", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("rule_id", String(200), nullable=True),
+    Column("tag", String(200), nullable=True),
+    Column("entity", String(300), nullable=True),
+    Column("reason", Text, nullable=False),
+    Column("created_by", String(200), nullable=False, default=""),
+    Column("created_at", DateTime, nullable=False),
+    Column("expires_at", DateTime, nullable=False, index=True),
+)
+
+# One row: the schema version this database was created with.
+schema_info = Table(
+    "schema_info", metadata,
+    Column("version", Integer, primary_key=True),
+)
+SCHEMA_VERSION = 2
 
 deliveries = Table(
     "deliveries", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("alert_id", String(64), ForeignKey("alerts.id"), nullable=False),
     Column("channel", String(200), nullable=False),
+    Column("revision", Integer, nullable=False, default=0),  # which revision of the alert
     Column("state", String(16), nullable=False, index=True),  # pending | delivered | failed | dead
     Column("attempts", Integer, nullable=False, default=0),
     Column("next_attempt_at", DateTime, nullable=True, index=True),
@@ -83,5 +151,5 @@ deliveries = Table(
     Column("created_at", DateTime, nullable=False),
     Column("updated_at", DateTime, nullable=False),
     Column("delivered_at", DateTime, nullable=True),
-    UniqueConstraint("alert_id", "channel", name="uq_deliveries_alert_channel"),
+    UniqueConstraint("alert_id", "channel", "revision", name="uq_deliveries_alert_channel"),
 )

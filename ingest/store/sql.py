@@ -11,20 +11,33 @@ import contextlib
 import dataclasses
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import func, inspect, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from ingest.errors import StorageError
 from ingest.model import Alert, Entry, Feed, FeedState, FetchResult
+from ingest.rules.policy import Silence
+from ingest.store import history
 from ingest.store import schema as t
-from ingest.store.base import DeliveryRow, FeedRow, PendingDelivery, StoredEntry
+from ingest.store.base import (
+    AlertChange,
+    BacktestEntry,
+    DeliveryRow,
+    EntryOutcome,
+    FeedRow,
+    MatchRow,
+    PendingDelivery,
+    StoredEntry,
+)
+from ingest.store.outcomes import record_outcomes
+from ingest.store.rows import alert_from_json, aware, insert_for, naive
+from ingest.stories.cluster import StoryCandidate
 
 _DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg",
             "postgres": "postgresql+asyncpg"}
@@ -34,32 +47,6 @@ def async_url(url: str) -> str:
     """``sqlite:///x.db`` -> ``sqlite+aiosqlite:///x.db``; already-async URLs unchanged."""
     scheme, sep, rest = url.partition("://")
     return f"{_DRIVERS.get(scheme, scheme)}{sep}{rest}"
-
-
-def _naive(when: datetime | None) -> datetime | None:
-    return when.astimezone(UTC).replace(tzinfo=None) if when is not None else None
-
-
-def _aware(when: datetime | None) -> datetime | None:
-    if when is None:
-        return None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
-
-
-def alert_to_json(alert: Alert) -> dict[str, Any]:
-    data = dataclasses.asdict(alert)
-    for key in ("published", "created_at"):
-        data[key] = data[key].isoformat() if data[key] else None
-    return data
-
-
-def alert_from_json(data: dict[str, Any]) -> Alert:
-    data = dict(data)
-    for key in ("published", "created_at"):
-        data[key] = datetime.fromisoformat(data[key]) if data.get(key) else None
-    for key in ("tags", "terms", "channels", "entities"):
-        data[key] = tuple(data.get(key) or ())
-    return Alert(**data)
 
 
 class SqlStore:
@@ -88,8 +75,7 @@ class SqlStore:
             raise StorageError(f"cannot use database {url!r}: {exc}") from exc
 
     def _insert(self, table: Any) -> Any:
-        return (postgresql.insert(table) if self._dialect == "postgresql"
-                else sqlite.insert(table))
+        return insert_for(self._dialect, table)
 
     @asynccontextmanager
     async def _tx(self) -> AsyncIterator[AsyncConnection]:
@@ -110,7 +96,21 @@ class SqlStore:
         async with self._tx() as conn:
             if self._dialect == "sqlite":
                 await conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+            tables = set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
+            if "feeds" in tables:
+                version = 0
+                if "schema_info" in tables:
+                    version = (await conn.execute(select(func.max(t.schema_info.c.version))
+                                                  )).scalar() or 0
+                if version != t.SCHEMA_VERSION:
+                    raise StorageError(
+                        f"the database {self.url.split('@')[-1]} has schema version {version}; "
+                        f"this version of ingest needs {t.SCHEMA_VERSION}. Keep the old file "
+                        "for reference and point database_url at a new one (in-place "
+                        "migrations come with `ingest db upgrade`).")
             await conn.run_sync(t.metadata.create_all)
+            if "schema_info" not in tables:
+                await conn.execute(t.schema_info.insert().values(version=t.SCHEMA_VERSION))
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -127,11 +127,11 @@ class SqlStore:
                 row = existing.get(feed.id)
                 if row is None:
                     await conn.execute(t.feeds.insert().values(
-                        id=feed.id, next_poll_at=_naive(now), error_count=0, entries_seen=0,
+                        id=feed.id, next_poll_at=naive(now), error_count=0, entries_seen=0,
                         **values))
                     continue
                 if row.url != feed.url:  # a new URL starts with fresh validators
-                    values.update(etag=None, last_modified=None, next_poll_at=_naive(now))
+                    values.update(etag=None, last_modified=None, next_poll_at=naive(now))
                 await conn.execute(update(t.feeds).where(t.feeds.c.id == feed.id).values(**values))
             listed = {f.id for f in feeds}
             gone = [fid for fid in existing if fid not in listed]
@@ -142,14 +142,14 @@ class SqlStore:
     @staticmethod
     def _feed(row: Any) -> tuple[Feed, FeedState]:
         feed = Feed(row.id, row.url, row.title, tuple(row.tags or ()), row.interval_s, row.enabled)
-        state = FeedState(row.id, row.url, row.etag, row.last_modified, _aware(row.next_poll_at),
+        state = FeedState(row.id, row.url, row.etag, row.last_modified, aware(row.next_poll_at),
                           row.error_count, row.last_error)
         return feed, state
 
     async def due_feeds(self, now: datetime, limit: int) -> list[tuple[Feed, FeedState]]:
         query = (select(t.feeds).where(t.feeds.c.enabled.is_(True))
                  .where(t.feeds.c.next_poll_at.is_(None)
-                        | (t.feeds.c.next_poll_at <= _naive(now)))
+                        | (t.feeds.c.next_poll_at <= naive(now)))
                  .order_by(t.feeds.c.next_poll_at).limit(limit))
         async with self._tx() as conn:
             return [self._feed(r) for r in (await conn.execute(query)).all()]
@@ -157,14 +157,14 @@ class SqlStore:
     async def feeds(self) -> list[FeedRow]:
         async with self._tx() as conn:
             rows = (await conn.execute(select(t.feeds).order_by(t.feeds.c.id))).all()
-        return [FeedRow(*self._feed(r), _aware(r.last_success_at), _aware(r.last_polled_at),
+        return [FeedRow(*self._feed(r), aware(r.last_success_at), aware(r.last_polled_at),
                         r.entries_seen) for r in rows]
 
     async def record_fetch(self, feed_id: str, result: FetchResult, now: datetime,
                            next_poll_at: datetime, warning: str | None = None) -> None:
         values: dict[str, Any] = {
-            "last_polled_at": _naive(now), "last_success_at": _naive(now),
-            "next_poll_at": _naive(next_poll_at), "error_count": 0, "last_error": warning}
+            "last_polled_at": naive(now), "last_success_at": naive(now),
+            "next_poll_at": naive(next_poll_at), "error_count": 0, "last_error": warning}
         if result.etag or not result.not_modified:
             values["etag"] = result.etag
         if result.last_modified or not result.not_modified:
@@ -176,8 +176,8 @@ class SqlStore:
                                  next_poll_at: datetime) -> None:
         async with self._tx() as conn:
             await conn.execute(update(t.feeds).where(t.feeds.c.id == feed_id).values(
-                last_polled_at=_naive(now), last_error=error[:2000], last_error_at=_naive(now),
-                error_count=t.feeds.c.error_count + 1, next_poll_at=_naive(next_poll_at)))
+                last_polled_at=naive(now), last_error=error[:2000], last_error_at=naive(now),
+                error_count=t.feeds.c.error_count + 1, next_poll_at=naive(next_poll_at)))
 
     # -- entries ------------------------------------------------------------
 
@@ -187,8 +187,9 @@ class SqlStore:
             return []
         unique = list({(e.feed_id, e.key): e for e in entries}.values())
         rows = [{"feed_id": e.feed_id, "key": e.key, "title": e.title, "link": e.link,
-                 "summary": e.summary, "content": e.content, "published": _naive(e.published),
-                 "guid": e.guid, "fetched_at": _naive(now)} for e in unique]
+                 "summary": e.summary, "content": e.content, "published": naive(e.published),
+                 "guid": e.guid, "fetched_at": naive(now), "language": e.language}
+                for e in unique]
         stmt = (self._insert(t.entries).values(rows)
                 .on_conflict_do_nothing(index_elements=["feed_id", "key"])
                 .returning(t.entries.c.id, t.entries.c.feed_id, t.entries.c.key))
@@ -210,47 +211,27 @@ class SqlStore:
         async with self._tx() as conn:
             rows = (await conn.execute(query)).all()
         return [StoredEntry(r.id, Entry(r.feed_id, r.key, r.title, r.link, r.summary, r.content,
-                                        _aware(r.published), r.guid)) for r in rows]
+                                        aware(r.published), r.guid, r.language),
+                            aware(r.fetched_at))
+                for r in rows]
 
-    async def record_processed(self, entry_id: int, alerts: Sequence[Alert],
-                               now: datetime) -> list[Alert]:
-        """Atomically: write new alerts and their pending deliveries, mark the entry done.
-
-        Returns the alerts that were new (an alert already stored is not returned).
-        """
-        return await self.record_processed_batch([(entry_id, alerts)], now)
-
-    async def record_processed_batch(self, results: Sequence[tuple[int, Sequence[Alert]]],
-                                     now: datetime) -> list[Alert]:
-        """:meth:`record_processed` for many entries in one transaction."""
-        created: list[Alert] = []
+    async def story_candidates(self, band_keys: Sequence[int], links: Sequence[str],
+                               since: datetime) -> list[StoryCandidate]:
         async with self._tx() as conn:
-            for entry_id, alerts in results:
-                for alert in alerts:
-                    stmt = (self._insert(t.alerts).values(
-                        id=alert.id, rule_id=alert.rule_id, entry_id=entry_id,
-                        severity=alert.severity, created_at=_naive(alert.created_at),
-                        payload=alert_to_json(alert))
-                        .on_conflict_do_nothing().returning(t.alerts.c.id))
-                    if (await conn.execute(stmt)).first() is None:
-                        continue
-                    created.append(alert)
-                    for channel in alert.channels:
-                        await conn.execute(self._insert(t.deliveries).values(
-                            alert_id=alert.id, channel=channel, state="pending", attempts=0,
-                            created_at=_naive(now), updated_at=_naive(now))
-                            .on_conflict_do_nothing())
-            ids = [entry_id for entry_id, _ in results]
-            if ids:
-                await conn.execute(update(t.entries).where(t.entries.c.id.in_(ids))
-                                   .values(processed_at=_naive(now)))
-        return created
+            return await history.story_candidates(conn, band_keys, links, since)
+
+    async def record_outcomes(self, outcomes: Sequence[EntryOutcome],
+                              now: datetime) -> list[AlertChange]:
+        """Atomically: stories, matches, new or updated alerts and their pending deliveries,
+        and the entries marked processed."""
+        async with self._tx() as conn:
+            return await record_outcomes(conn, self._dialect, outcomes, now)
 
     async def record_entry_error(self, entry_id: int, error: str, now: datetime) -> None:
         """Mark an entry that cannot be processed as done, keeping the reason on its row."""
         async with self._tx() as conn:
             await conn.execute(update(t.entries).where(t.entries.c.id == entry_id)
-                               .values(processed_at=_naive(now), error=error[:2000]))
+                               .values(processed_at=naive(now), error=error[:2000]))
 
     # -- deliveries -----------------------------------------------------------
 
@@ -258,29 +239,31 @@ class SqlStore:
                                  now: datetime | None = None) -> list[PendingDelivery]:
         """Deliveries to attempt: pending or failed, under the attempt limit, and due at ``now``."""
         query = (select(t.deliveries.c.id, t.deliveries.c.channel, t.deliveries.c.attempts,
-                        t.alerts.c.payload)
+                        t.deliveries.c.revision, t.alerts.c.payload)
                  .join(t.alerts, t.alerts.c.id == t.deliveries.c.alert_id)
                  .where(t.deliveries.c.state.in_(("pending", "failed")))
                  .where(t.deliveries.c.attempts < max_attempts))
         if now is not None:
             query = query.where(t.deliveries.c.next_attempt_at.is_(None)
-                                | (t.deliveries.c.next_attempt_at <= _naive(now)))
+                                | (t.deliveries.c.next_attempt_at <= naive(now)))
         query = (query
                  .order_by(t.deliveries.c.id).limit(limit))
         async with self._tx() as conn:
             rows = (await conn.execute(query)).all()
-        return [PendingDelivery(r.id, r.channel, r.attempts, alert_from_json(r.payload))
+        return [PendingDelivery(r.id, r.channel, r.attempts,
+                                dataclasses.replace(alert_from_json(r.payload),
+                                                    revision=r.revision))
                 for r in rows]
 
     async def record_delivery(self, delivery_id: int, *, ok: bool, detail: str, now: datetime,
                               dead: bool = False, retry_at: datetime | None = None) -> None:
         values: dict[str, Any] = {"attempts": t.deliveries.c.attempts + 1,
-                                  "updated_at": _naive(now)}
+                                  "updated_at": naive(now)}
         if ok:
-            values.update(state="delivered", receipt=detail[:500], delivered_at=_naive(now))
+            values.update(state="delivered", receipt=detail[:500], delivered_at=naive(now))
         else:
             values.update(state="dead" if dead else "failed", last_error=detail[:2000],
-                          next_attempt_at=_naive(retry_at))
+                          next_attempt_at=naive(retry_at))
         async with self._tx() as conn:
             await conn.execute(update(t.deliveries).where(t.deliveries.c.id == delivery_id)
                                .values(**values))
@@ -298,7 +281,41 @@ class SqlStore:
         async with self._tx() as conn:
             rows = (await conn.execute(query)).all()
         return [DeliveryRow(r.id, r.alert_id, r.channel, r.state, r.attempts, r.last_error,
-                            r.receipt) for r in rows]
+                            r.receipt, r.revision) for r in rows]
+
+    # -- silences, matches, backtests, retention ------------------------------
+
+    async def add_silence(self, silence: Silence, created_by: str = "") -> Silence:
+        async with self._tx() as conn:
+            return await history.add_silence(conn, silence, created_by)
+
+    async def silences(self, now: datetime, include_expired: bool = False) -> list[Silence]:
+        async with self._tx() as conn:
+            return await history.silences(conn, now, include_expired)
+
+    async def expire_silence(self, silence_id: int, now: datetime) -> bool:
+        async with self._tx() as conn:
+            return await history.expire_silence(conn, silence_id, now)
+
+    async def matches(self, *, rule_id: str | None = None, since: datetime | None = None,
+                      state: str | None = None, limit: int = 100) -> list[MatchRow]:
+        async with self._tx() as conn:
+            return await history.matches(conn, rule_id=rule_id, since=since, state=state,
+                                         limit=limit)
+
+    async def backtest_entries(self, since: datetime,
+                               limit: int | None = None) -> list[BacktestEntry]:
+        async with self._tx() as conn:
+            return await history.backtest_entries(conn, since, limit)
+
+    async def prune(self, before: datetime) -> int:
+        """Drop the text, analysis and fingerprints of entries fetched before ``before``.
+
+        The rows (and so their keys) stay: a feed still listing an old item must not
+        make it new again.
+        """
+        async with self._tx() as conn:
+            return await history.prune(conn, before)
 
     async def count_entries(self) -> int:
         async with self._tx() as conn:

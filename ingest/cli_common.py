@@ -1,0 +1,50 @@
+"""What every command shares: the --config option, error handling, durations."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from ingest.config import Settings, load_config, resolve_config_path
+from ingest.durations import parse_duration
+from ingest.errors import IngestError
+from ingest.logs import configure_logging
+
+ConfigOpt = Annotated[Path | None, typer.Option(
+    "--config", "-c", help="Config file (default: $INGEST_CONFIG, else ./ingest.yaml).")]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def handles_errors(func: F) -> F:
+    """Print IngestErrors as one clear message; exit 2 for the user's errors, else 1."""
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except IngestError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2 if exc.user_error else 1) from None
+    return wrapper  # type: ignore[return-value]
+
+
+def settings_from(config: Path | None) -> Settings:
+    settings = load_config(resolve_config_path(config))
+    configure_logging(settings.log.level, settings.log.format)
+    return settings
+
+
+def parse_since(text: str, option: str) -> float:
+    """Seconds in a duration option, or exit 2 with an example."""
+    try:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        typer.echo(f"error: {option}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if seconds <= 0:
+        typer.echo(f"error: {option} must be longer than zero, e.g. 8h", err=True)
+        raise typer.Exit(2)
+    return seconds

@@ -1,0 +1,262 @@
+"""Role titles in text: the office a title names, its country, and whether it is held (pure).
+
+"Russian Defence Minister", "Germany's chancellor", "the Minister of Defence of
+France", "the Turkish and Greek defence ministers".  The country comes from a country
+word before the title, from "of <country>" after it, or from the title itself
+("Pentagon chief").  A title can also belong to some other body than a country's
+government: "Chancellor of the Exchequer", "European Commission President", "Ontario
+Premier", "the club president", "Minister for Defence Industry".  Such a title is
+marked ``other`` and gives no role at all (nor takes one away).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+from ingest.nlp.gazetteer import Gazetteer, fold
+
+NerSpan = tuple[int, int, str]  # start, end, label
+POSSESSIVE = r"(?:'s|’s|')?"
+
+# Qualifiers before a title.  The person it introduces does not hold the office on the
+# story's date when they held it before (former, ex-, then-, late, "who was"), will or may
+# hold it (incoming, designate, future, nominee), or hold a lesser office (deputy, vice,
+# shadow).  Decision: an *outgoing*, acting, caretaker or interim office-holder is still in
+# office until the successor takes over ("outgoing Chancellor Olaf Scholz" chaired his
+# last cabinet), so those words keep the role.
+_NOT_HOLDER_WORDS = (
+    r"former|ex|then(?=-)|(?<!and\s)(?<!but\s)then|late|erstwhile|one-?time|previous|"
+    r"ousted|deposed|sacked|dismissed|incoming|designate|future|would-be|next|prospective|"
+    r"aspiring|nominee|nominated|deputy|vice|first\s+deputy|shadow|assistant|under|junior|"
+    r"who\s+was|served\s+as")
+_HOLDER_WORDS = (r"acting|new|newly[\s-]+(?:appointed|elected|named)|outgoing|caretaker|interim|"
+                 r"current|incumbent|sitting|long-?time|long-serving|top")
+_QUALIFIER = rf"(?:{_NOT_HOLDER_WORDS}|{_HOLDER_WORDS})"
+_QUALIFIERS = rf"(?:{_QUALIFIER}[\s-]+){{0,3}}"
+_NOT_HOLDER = re.compile(rf"\b(?P<word>{_NOT_HOLDER_WORDS})\b[\s-]*(?:{_QUALIFIER}[\s-]+)*$",
+                         re.IGNORECASE)
+_MODIFIER_GAP = re.compile(rf"{POSSESSIVE}\s+{_QUALIFIERS}", re.IGNORECASE)
+
+# Honorifics and ranks between a title and the name: "Defence Minister Brig. Gen. Aziz
+# Nasirzadeh", "Emir Sheikh Tamim".  After an informal title ("defence chief"), a
+# military rank names the chief of the armed forces, not the minister.
+_RANK = (r"Gen|General|Lt|Lieut|Lieutenant|Maj|Major|Brig|Brigadier|Col|Colonel|Adm|Admiral|"
+         r"Vice|Rear|Air|Chief|Marshal|Field|Cmdr|Commander|Capt|Captain|Gen\.?\s*\(ret\)")
+_HONORIFIC = (r"Mr|Mrs|Ms|Dr|Prof|Professor|Sir|Dame|Lord|Lady|Sheikh|Shaikh|Sayyid|Seyed|"
+              r"Ayatollah|Hojatoleslam|Hon|Honourable|Honorable|Excellency|His\s+Excellency")
+HOLDER_GAP = re.compile(rf"[\s,]*(?:(?:{_RANK}|{_HONORIFIC})\.?(?:\s*\(retd?\.?\))?[\s,]+)*")
+_RANK_IN_GAP = re.compile(rf"\b(?:{_RANK})\b", re.IGNORECASE)
+_INFORMAL = re.compile(r"\b(?:chief|head|boss)\b")
+
+# "the club president", "Free State Premier", "the party's leader": another body's office.
+_ORG_NOUN = re.compile(
+    r"\b(?:club|company|firm|bank|university|college|school|party|league|federation|"
+    r"association|committee|council|board|court|senate|assembly|parliament|chamber|"
+    r"foundation|institute|corporation|society|academy|team|commission|church|agency|fund|"
+    r"tribunal|state|provincial|regional|municipal|local|city|county|district|student|"
+    rf"union|group|opposition){POSSESSIVE}\s+{_QUALIFIERS}$", re.IGNORECASE)
+# Names before a title that make it another body's office ("Ontario Premier"); an unknown
+# demonym (NORP) is left alone: it may be a nationality the gazetteer lacks.
+_NAMED_BEFORE = frozenset({"ORG", "GPE", "LOC", "FAC", "EVENT"})
+_NAME_AROUND = frozenset({"ORG", "FAC", "EVENT", "WORK_OF_ART", "LAW", "PRODUCT"})
+# "of the country", "of the Republic": a state without its name.
+_GENERIC_STATE = re.compile(
+    r"(?:\w+\s+)?(?:country|nation|republic|kingdom|federation|state|realm|emirate|sultanate|"
+    r"confederation|union)\b", re.IGNORECASE)
+# "Minister for Defence Industry", "Minister of Defence Procurement": a junior portfolio.
+_DEFENCE_PORTFOLIO = re.compile(
+    r"\s+(?:industry|industries|production|procurement|personnel|people|materiel|exports?|"
+    r"acquisition|readiness|veterans)\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Title:
+    start: int  # including a country modifier before the title
+    end: int  # including "of <country>" after it
+    title_start: int
+    title_end: int
+    folded: str  # the title as the gazetteer lists it
+    countries: tuple[str, ...]  # one for a singular title; any number for a plural one
+    holder: bool  # False for "former", "deputy", ...
+    plural: bool = False
+    other: bool = False  # another body's office: gives no role at all
+
+    @property
+    def country(self) -> str | None:
+        return self.countries[0] if self.countries else None
+
+    @property
+    def informal(self) -> bool:
+        return bool(_INFORMAL.search(self.folded))
+
+
+def strip_possessive(text: str) -> str:
+    return re.sub(r"(?:'s|’s|')$", "", text)
+
+
+def country_of(surface: str, gaz: Gazetteer) -> str | None:
+    for target in gaz.targets(re.sub(r"^the\s+", "", strip_possessive(surface), flags=re.I)):
+        if target.kind in ("country", "demonym"):
+            return target.ref
+    return None
+
+
+def find_titles(text: str, ner: Sequence[NerSpan], gaz: Gazetteer) -> list[Title]:
+    """Every role title in ``text``, with its country and whether it is held."""
+    if gaz.titles is None:
+        return []
+    out = []
+    for m in gaz.titles.finditer(text):
+        plural = bool(m.group("plural"))
+        raw = m.group(0)[:m.start("plural") - m.start()] if plural else \
+            m.group(0)[:(m.start("suffix") if m.group("suffix") else m.end()) - m.start()]
+        folded = fold(raw)
+        title_end = m.start("suffix") if m.group("suffix") else m.end()
+        before = text[max(0, m.start() - 80):m.start()]
+        if plural:
+            out.append(_plural_title(text, m, folded, before, ner, gaz))
+            continue
+        start, country = m.start(), gaz.implied.get(folded)
+        mod = modifier_before(before, gaz)
+        if mod is not None:
+            start, country = m.start() - mod[0], mod[1]
+        end, other = m.end(), False
+        after = re.match(r"\s+(of|for)\s+(?:(?:the|his|her|its|their|our|this|that)\s+)?",
+                         text[m.end():])
+        if after:
+            cm = gaz.country_words.match(text, m.end() + after.end()) \
+                if gaz.country_words is not None else None
+            code_after = country_of(cm.group(0), gaz) if cm else None
+            if cm and code_after and after.group(1) == "of":
+                country, end = code_after, cm.end()
+            else:
+                other = _other_after(after.group(1), text[m.end() + after.end():])
+        if "defence" in folded and _DEFENCE_PORTFOLIO.match(text, m.end()):
+            other = True
+        if "diplomat" in folded and re.match(r"\s+(?:in|to|at)\s+(?:the\s+)?[A-Z]",
+                                             text[m.end():]):
+            other = True  # "the top US diplomat in Kyiv": an ambassador or charge d'affaires
+        if mod is None and not other:
+            other = _other_before(text, m.start(), ner, gaz)
+        other = other or _inside_other_name(text, m.start(), title_end, ner, gaz)
+        holder = not m.group("suffix") and not _not_holder(text, start, folded) \
+            and not _not_holder(text, m.start(), folded)
+        out.append(Title(start, end, m.start(), title_end, folded, (country,) if country else (),
+                         holder, other=other))
+    return out
+
+
+def _not_holder(text: str, pos: int, folded: str) -> bool:
+    found = _NOT_HOLDER.search(text[max(0, pos - 30):pos])
+    if found is None:
+        return False
+    # "Under Secretary of Defense" is a lesser office; "under President Putin" is not.
+    return fold(found.group("word")) != "under" or folded.startswith("secretary")
+
+
+def _other_after(word: str, rest: str) -> bool:
+    """After "<title> of|for": is this some other body's office?"""
+    if word == "for":  # "Secretary of State for Health"; not "minister for two years"
+        return rest[:1].isupper()
+    if _GENERIC_STATE.match(rest) or rest[:1].isdigit():  # "President of the Republic"
+        return False
+    return bool(rest[:1].isalpha())  # "Chancellor of the Exchequer", "president of the club"
+
+
+def _other_before(text: str, pos: int, ner: Sequence[NerSpan], gaz: Gazetteer) -> bool:
+    """A body named right before the title: "Ontario Premier", "the club president"."""
+    before = text[max(0, pos - 60):pos]
+    if _ORG_NOUN.search(before):
+        return True
+    gap = re.search(rf"{POSSESSIVE}\s+{_QUALIFIERS}$", before, re.IGNORECASE)
+    edge = pos - (len(before) - gap.start()) if gap else pos
+    for s, e, label in ner:
+        # A name ending at the title ("Ontario Premier") or running into it (spaCy's
+        # "European Commission President"), that is not a country.
+        if label in _NAMED_BEFORE and s < edge <= e:
+            name = strip_possessive(text[s:edge].strip())
+            if name and not country_of(name, gaz):
+                return True
+    return False
+
+
+def _inside_other_name(text: str, start: int, end: int, ner: Sequence[NerSpan],
+                       gaz: Gazetteer) -> bool:
+    """"the Premier League", "Burger King", "Stephen King": the title is part of a name."""
+    for s, e, label in ner:
+        if not (s <= start and end <= e) or (s, e) == (start, end):
+            continue
+        lead = strip_possessive(text[s:start].strip())
+        if label in _NAME_AROUND and (end < e or not country_of(lead, gaz)):
+            return True
+        if label == "PERSON" and e == end and not country_of(lead, gaz):
+            return True
+    return False
+
+
+@lru_cache(maxsize=8)
+def list_patterns(words: str) -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """Lists of countries before ("the Turkish and Greek ") and after (" of Japan and Italy")."""
+    item = rf"(?:the\s+)?(?:{words}){POSSESSIVE}"
+    joined = rf"{item}(?:\s*(?:,\s*and|,|and|&)\s*{item})*"
+    return (re.compile(rf"({joined})\s+{_QUALIFIERS}$", re.IGNORECASE),
+            re.compile(rf"\s+(?:of|from)\s+({joined})"))
+
+
+def countries_in(words: str, gaz: Gazetteer) -> tuple[str, ...]:
+    if gaz.country_words is None:
+        return ()
+    return tuple(dict.fromkeys(c for w in gaz.country_words.finditer(words)
+                               if (c := country_of(w.group(0), gaz))))
+
+
+def _plural_title(text: str, m: re.Match[str], folded: str, before: str,
+                  ner: Sequence[NerSpan], gaz: Gazetteer) -> Title:
+    """"the Turkish and Greek defence ministers": one office-holder per country named."""
+    codes: tuple[str, ...] = ()
+    start, end = m.start(), m.end()
+    if gaz.country_words is not None:
+        pre, post = list_patterns(gaz.country_words.pattern)
+        found = pre.search(before)
+        if found:
+            start = m.start() - (len(before) - found.start(1))
+        else:
+            found = post.match(text, m.end())
+            if found:
+                end = found.end(1)
+        if found:
+            codes = countries_in(found.group(1), gaz)
+    other = not codes and (_other_before(text, m.start(), ner, gaz) or bool(
+        re.match(r"\s+of\s+(?:the\s+)?[A-Z]", text[m.end():])))
+    holder = not _not_holder(text, start, folded) and not _not_holder(text, m.start(), folded)
+    return Title(start, end, m.start(), m.end(), folded, codes, holder, plural=True, other=other)
+
+
+def modifier_before(before: str, gaz: Gazetteer) -> tuple[int, str] | None:
+    """A country word right before a title: ("Russian ", RU), ("Germany's outgoing ", DE)."""
+    if gaz.country_words is None:
+        return None
+    best = None
+    for m in gaz.country_words.finditer(before):
+        if _MODIFIER_GAP.fullmatch(before, m.end()):
+            code = country_of(m.group(0), gaz)
+            if code:
+                best = (len(before) - m.start(), code)
+    return best
+
+
+def country_after_name(text: str, pos: int, gaz: Gazetteer) -> str | None:
+    """"President Ivan Petrov of France": a country right after the holder's name."""
+    after = re.match(r"\s+of\s+(?:the\s+)?", text[pos:])
+    if after is None or gaz.country_words is None:
+        return None
+    cm = gaz.country_words.match(text, pos + after.end())
+    return country_of(cm.group(0), gaz) if cm else None
+
+
+def officer_between(gap: str) -> bool:
+    """A military rank between an informal title and the name: the officer, not the minister."""
+    return bool(_RANK_IN_GAP.search(gap))
