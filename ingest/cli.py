@@ -87,12 +87,16 @@ def rules_check(paths: Annotated[list[Path] | None, typer.Argument(
         help="Rule files or folders (default: the configured rules folder).")] = None,
         config: ConfigOpt = None) -> None:
     """Validate rule files: every problem is printed as file:line: message."""
+    from ingest.errors import RuleError
     from ingest.nlp.gazetteer import load_gazetteer
-    from ingest.rules.load import load_rules
+    from ingest.rules.load import channel_problems, load_rules
 
     settings = _settings(config)
     gaz = load_gazetteer(settings.gazetteer_path)
-    ruleset = load_rules(_rule_paths(settings, paths), gaz)
+    ruleset = load_rules(_rule_paths(settings, paths), gaz, list_dirs=[settings.rules_dir])
+    problems = channel_problems(ruleset, settings.channels, settings.source)
+    if problems:
+        raise RuleError(problems)
     typer.echo(f"ok: {len(ruleset)} rules valid")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import BeforeValidator
+from pydantic import BeforeValidator, WithJsonSchema
 
 _PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -27,5 +27,8 @@ def parse_duration(value: object) -> float:
     raise ValueError(f"{value!r} is not a duration; write e.g. 30s, 15m, 6h or 2d")
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
+Duration = Annotated[float, BeforeValidator(parse_duration), WithJsonSchema({
+    "anyOf": [{"type": "number", "minimum": 0},
+              {"type": "string", "pattern": r"^\s*(\d+(\.\d+)?\s*(ms|s|m|h|d|w)\s*)+$"}],
+    "description": "A duration: 90s, 15m, 6h, 2d, 1h30m, or seconds as a number."})]
 """A pydantic field type: accepts ``15m`` style strings or seconds, holds seconds."""

@@ -46,10 +46,14 @@ def counterparts(text: str, mentions: list[Mention], gaz: Gazetteer,
             out[named] = replace(person, roles=tuple(dict.fromkeys((*person.roles, *roles))),
                                  country=person.country or (codes[0] if codes else None))
             continue
+        # "Austin and Blinken met their Japanese counterparts": one per office held.
+        offices = dict.fromkeys(x.roles for x in holders if x.country == own) \
+            if m.group("plural") else {roles: None}
         for code in codes or (None,):
             if code is None or code != own:
-                out.append(Mention(text[start:end], start, end, "PERSON", s, text[start:end],
-                                   country=code, roles=roles, source="title"))
+                out.extend(Mention(text[start:end], start, end, "PERSON", s, text[start:end],
+                                   country=code, roles=office, source="title")
+                           for office in offices)
     return out
 
 

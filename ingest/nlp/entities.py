@@ -20,11 +20,13 @@ from ingest.nlp.counterparts import counterparts
 from ingest.nlp.gazetteer import FAMILY_NAME_FIRST, HONORIFICS, AliasTarget, Gazetteer, fold
 from ingest.nlp.titles import (
     HOLDER_GAP,
+    QUALIFIERS,
     NerSpan,
     Title,
     country_after_name,
     country_of,
     find_titles,
+    gap_after,
     modifier_before,
     officer_between,
     strip_possessive,
@@ -32,7 +34,9 @@ from ingest.nlp.titles import (
 
 _REPORTING = re.compile(
     r"\s+(?:said|says|told|added|stated|noted|wrote|announced|warned|argued|insisted)\b")
-_APPOSITION = re.compile(r"^\s*,\s*(?:the|his|her|its|who\s+is|now)?\s*$", re.I)
+# "X, the former defence minister", "X, who was defence minister": the title is X's.
+_APPOSITION = re.compile(
+    rf"^\s*,\s*(?:(?:the|his|her|its|a|who\s+is|now)\s+)?{QUALIFIERS}$", re.IGNORECASE)
 _HONORIFIC = re.compile(rf"\b(?:{'|'.join(HONORIFICS)})\.?\s+$", re.IGNORECASE)
 
 SentenceOf = Callable[[int], int]  # character offset -> sentence index
@@ -83,15 +87,19 @@ def _find_names(text: str, gaz: Gazetteer) -> list[_Name]:
     for pattern in (gaz.names_ci, gaz.names_cs):
         if pattern is None:
             continue
-        for m in pattern.finditer(text):
+        pos = 0
+        while (m := pattern.search(text, pos)) is not None:
+            pos = m.end()
             targets = gaz.targets(m.group(0))
             if not targets:
                 continue
             target = targets[0]
             # Countries and people are written with a capital: "turkey", "china" are not.
+            # A rejected match may hide a shorter one inside it: "king Felipe VI".
             if not m.group(0)[0].isupper() and (
                     target.kind in ("country", "demonym", "surname")
                     or gaz.entities[target.ref].label == "PERSON"):
+                pos = m.start() + 1
                 continue
             found.append(_Name(m.start(), m.end(), m.group(0), target))
     found.sort(key=lambda n: (-(n.end - n.start), n.start))
@@ -104,6 +112,14 @@ def _find_names(text: str, gaz: Gazetteer) -> list[_Name]:
 
 def _roles_on(gaz: Gazetteer, entity_id: str, on: date) -> tuple[str, ...]:
     return tuple(dict.fromkeys(r.role for r in gaz.entities[entity_id].roles if r.active_on(on)))
+
+
+def _country_on(gaz: Gazetteer, entity_id: str, on: date) -> str | None:
+    """The person's country, or the one all their offices on ``on`` are held for
+    (Kaja Kallas, from Estonia, as the EU's foreign-policy chief)."""
+    entity = gaz.entities[entity_id]
+    held = {r.country for r in entity.roles if r.active_on(on)}
+    return held.pop() if len(held) == 1 and None not in held else entity.country
 
 
 def _mention_for_name(text: str, n: _Name, gaz: Gazetteer, on: date, ner: Sequence[NerSpan],
@@ -134,7 +150,8 @@ def _mention_for_name(text: str, n: _Name, gaz: Gazetteer, on: date, ner: Sequen
                 else:
                     return None
     return Mention(text[start:end], start, end, entity.label, sent(start), entity.name,
-                   id=entity.id, country=entity.country, roles=_roles_on(gaz, entity.id, on),
+                   id=entity.id, country=_country_on(gaz, entity.id, on),
+                   roles=_roles_on(gaz, entity.id, on),
                    source="gazetteer")
 
 
@@ -164,11 +181,14 @@ def _surname_in_context(text: str, n: _Name, ner: Sequence[NerSpan]) -> bool:
     label = next((lab for s, e, lab in ner if s <= n.start and n.end <= e), None)
     if label == "PERSON" or _HONORIFIC.search(text[max(0, n.start - 20):n.start]):
         return True
+    if label in _NOT_A_NAME:  # "until May": a month, not Theresa May
+        return False
     # spaCy's small model often calls an unfamiliar surname a place ("Austin and Blinken
     # met"): believe it only when the words around it say place ("in Austin", "Austin, Texas").
     return not (_place_follows(text, n.end, ner) or _PLACE_BEFORE.search(text[:n.start]))
 
 
+_NOT_A_NAME = frozenset({"DATE", "TIME", "MONEY", "PERCENT", "CARDINAL", "ORDINAL", "QUANTITY"})
 _PLACE_BEFORE = re.compile(
     r"\b(?:in|at|from|(?<!spoke\s)(?<!spoken\s)(?<!speak\s)(?<!speaks\s)(?<!talked\s)"
     r"(?<!talk\s)(?<!talks\s)(?<!wrote\s)(?<!write\s)(?<!replied\s)(?<!said\s)"
@@ -203,10 +223,12 @@ def _apply_titles(text: str, mentions: list[Mention], ner: Sequence[NerSpan], ga
         if t.plural:
             out.extend(_plural_holders(text, out, t, gaz, sent))
             continue
-        if t.informal and officer_between(HOLDER_GAP.match(text, t.end).group(0)):
-            continue  # "defence chief Admiral Tony Radakin": the head of the armed forces
         holder = _holder_index(text, out, t, sent)
         person = out[holder] if holder is not None else None
+        gap = text[t.end:person.start] if person is not None and person.start >= t.end else \
+            gap_after(text, t.end)
+        if t.informal and officer_between(gap):
+            continue  # "defence chief Admiral Tony Radakin": the head of the armed forces
         country = t.country
         if country is None and person is not None:
             country = country_after_name(text, person.end, gaz)
@@ -287,13 +309,16 @@ def _coordinated_people_before(text: str, mentions: list[Mention], pos: int) -> 
 
 
 def _holder_index(text: str, mentions: list[Mention], t: Title, sent: SentenceOf) -> int | None:
-    """The person a title introduces: right after it ("Defence Minister Gen. X") or before
-    it in apposition ("X, Russia's defence minister").  spaCy sometimes reads the title as
-    part of the name ("Taoiseach Micheal Martin"): that mention is cut to the name."""
+    """The person a title introduces: right after it ("Defence Minister Gen. X"), before it
+    in apposition ("X, Russia's defence minister"), or around it ("King Charles" is a
+    gazetteer alias).  spaCy sometimes reads the title as part of an unknown name
+    ("Taoiseach Ivan Petrov"): that mention is cut to the name."""
     for i, m in enumerate(mentions):
+        if m.label == "PERSON" and m.source == "gazetteer" and m.start <= t.title_start < m.end:
+            return i  # the title is part of a known name: "King Charles", "Emperor Naruhito"
         if m.label == "PERSON" and m.source == "ner" and m.start < t.title_end < m.end \
                 and m.start <= t.title_start + 1:
-            start = HOLDER_GAP.match(text, t.title_end).end()
+            start = t.title_end + len(gap_after(text, t.title_end))
             if start < m.end:
                 name = text[start:m.end]
                 mentions[i] = replace(m, text=name, start=start, name=strip_possessive(name),

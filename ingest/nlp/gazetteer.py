@@ -132,8 +132,9 @@ def _bounded(words: list[str], flags: int = 0) -> re.Pattern[str] | None:
     return re.compile(rf"(?<![\w-])(?:{_alternation(words)})(?![\w-]|-\w)", flags)
 
 
-# Where the family name comes first ("Xi Jinping", "Kim Jong Un").
-FAMILY_NAME_FIRST = frozenset({"CN", "KP", "KR", "VN", "TW", "HU"})
+# Where the family name comes first in English text ("Xi Jinping", "Kim Jong Un").  Not
+# Hungary: English-language news writes Hungarian names given name first ("Viktor Orbán").
+FAMILY_NAME_FIRST = frozenset({"CN", "KP", "KR", "VN", "TW"})
 
 
 def surname_of(name: str, country: str | None = None) -> str | None:

@@ -35,16 +35,16 @@ _NOT_HOLDER_WORDS = (
 _HOLDER_WORDS = (r"acting|new|newly[\s-]+(?:appointed|elected|named)|outgoing|caretaker|interim|"
                  r"current|incumbent|sitting|long-?time|long-serving|top")
 _QUALIFIER = rf"(?:{_NOT_HOLDER_WORDS}|{_HOLDER_WORDS})"
-_QUALIFIERS = rf"(?:{_QUALIFIER}[\s-]+){{0,3}}"
+QUALIFIERS = rf"(?i:(?:{_QUALIFIER}[\s-]+){{0,3}})"  # up to three, in any case
 _NOT_HOLDER = re.compile(rf"\b(?P<word>{_NOT_HOLDER_WORDS})\b[\s-]*(?:{_QUALIFIER}[\s-]+)*$",
                          re.IGNORECASE)
-_MODIFIER_GAP = re.compile(rf"{POSSESSIVE}\s+{_QUALIFIERS}", re.IGNORECASE)
+_MODIFIER_GAP = re.compile(rf"{POSSESSIVE}\s+{QUALIFIERS}")
 
 # Honorifics and ranks between a title and the name: "Defence Minister Brig. Gen. Aziz
 # Nasirzadeh", "Emir Sheikh Tamim".  After an informal title ("defence chief"), a
 # military rank names the chief of the armed forces, not the minister.
 _RANK = (r"Gen|General|Lt|Lieut|Lieutenant|Maj|Major|Brig|Brigadier|Col|Colonel|Adm|Admiral|"
-         r"Vice|Rear|Air|Chief|Marshal|Field|Cmdr|Commander|Capt|Captain|Gen\.?\s*\(ret\)")
+         r"Vice|Rear|Air|Chief|Marshal|Field|Cmdr|Commander|Capt|Captain")
 _HONORIFIC = (r"Mr|Mrs|Ms|Dr|Prof|Professor|Sir|Dame|Lord|Lady|Sheikh|Shaikh|Sayyid|Seyed|"
               r"Ayatollah|Hojatoleslam|Hon|Honourable|Honorable|Excellency|His\s+Excellency")
 HOLDER_GAP = re.compile(rf"[\s,]*(?:(?:{_RANK}|{_HONORIFIC})\.?(?:\s*\(retd?\.?\))?[\s,]+)*")
@@ -57,7 +57,7 @@ _ORG_NOUN = re.compile(
     r"association|committee|council|board|court|senate|assembly|parliament|chamber|"
     r"foundation|institute|corporation|society|academy|team|commission|church|agency|fund|"
     r"tribunal|state|provincial|regional|municipal|local|city|county|district|student|"
-    rf"union|group|opposition){POSSESSIVE}\s+{_QUALIFIERS}$", re.IGNORECASE)
+    rf"union|group|opposition){POSSESSIVE}\s+{QUALIFIERS}$", re.IGNORECASE)
 # Names before a title that make it another body's office ("Ontario Premier"); an unknown
 # demonym (NORP) is left alone: it may be a nationality the gazetteer lacks.
 _NAMED_BEFORE = frozenset({"ORG", "GPE", "LOC", "FAC", "EVENT"})
@@ -66,6 +66,11 @@ _NAME_AROUND = frozenset({"ORG", "FAC", "EVENT", "WORK_OF_ART", "LAW", "PRODUCT"
 _GENERIC_STATE = re.compile(
     r"(?:\w+\s+)?(?:country|nation|republic|kingdom|federation|state|realm|emirate|sultanate|"
     r"confederation|union)\b", re.IGNORECASE)
+# "the Premier League", "the President Hotel": a title as the first word of a name.
+_THING_AFTER = re.compile(
+    r"\s+(?:League|Cup|Trophy|Prize|Award|Hotel|Club|Street|Road|Avenue|Square|Park|Bridge|"
+    r"Stakes|Division|Series|College|School|University|Academy|Foundation|Institute|Island|"
+    r"Islands|Penguin|Cobra|Air)\b")
 # "Minister for Defence Industry", "Minister of Defence Procurement": a junior portfolio.
 _DEFENCE_PORTFOLIO = re.compile(
     r"\s+(?:industry|industries|production|procurement|personnel|people|materiel|exports?|"
@@ -110,43 +115,44 @@ def find_titles(text: str, ner: Sequence[NerSpan], gaz: Gazetteer) -> list[Title
         return []
     out = []
     for m in gaz.titles.finditer(text):
-        plural = bool(m.group("plural"))
-        raw = m.group(0)[:m.start("plural") - m.start()] if plural else \
-            m.group(0)[:(m.start("suffix") if m.group("suffix") else m.end()) - m.start()]
-        folded = fold(raw)
-        title_end = m.start("suffix") if m.group("suffix") else m.end()
-        before = text[max(0, m.start() - 80):m.start()]
-        if plural:
-            out.append(_plural_title(text, m, folded, before, ner, gaz))
+        if m.group("plural"):
+            out.append(_plural_title(text, m, ner, gaz))
             continue
+        title_end = m.start("suffix") if m.group("suffix") else m.end()
+        folded = fold(text[m.start():title_end])
         start, country = m.start(), gaz.implied.get(folded)
-        mod = modifier_before(before, gaz)
+        mod = modifier_before(text[max(0, m.start() - 80):m.start()], gaz)
         if mod is not None:
             start, country = m.start() - mod[0], mod[1]
-        end, other = m.end(), False
-        after = re.match(r"\s+(of|for)\s+(?:(?:the|his|her|its|their|our|this|that)\s+)?",
-                         text[m.end():])
-        if after:
-            cm = gaz.country_words.match(text, m.end() + after.end()) \
-                if gaz.country_words is not None else None
-            code_after = country_of(cm.group(0), gaz) if cm else None
-            if cm and code_after and after.group(1) == "of":
-                country, end = code_after, cm.end()
-            else:
-                other = _other_after(after.group(1), text[m.end() + after.end():])
-        if "defence" in folded and _DEFENCE_PORTFOLIO.match(text, m.end()):
-            other = True
-        if "diplomat" in folded and re.match(r"\s+(?:in|to|at)\s+(?:the\s+)?[A-Z]",
-                                             text[m.end():]):
-            other = True  # "the top US diplomat in Kyiv": an ambassador or charge d'affaires
+        end, code_after, other = _after(text, m.end(), folded, gaz)
+        country = code_after or country
         if mod is None and not other:
             other = _other_before(text, m.start(), ner, gaz)
         other = other or _inside_other_name(text, m.start(), title_end, ner, gaz)
+        # "-designate", "-elect", "nominee", "pick": not in office yet.
         holder = not m.group("suffix") and not _not_holder(text, start, folded) \
             and not _not_holder(text, m.start(), folded)
         out.append(Title(start, end, m.start(), title_end, folded, (country,) if country else (),
                          holder, other=other))
     return out
+
+
+def _after(text: str, pos: int, folded: str, gaz: Gazetteer) -> tuple[int, str | None, bool]:
+    """What follows a title: the end of "of <country>", that country, and whether the
+    words after it make it another office ("of the Exchequer", "for Health")."""
+    rest = text[pos:]
+    if ("defence" in folded and _DEFENCE_PORTFOLIO.match(rest)) or _THING_AFTER.match(rest):
+        return pos, None, True
+    if "diplomat" in folded and re.match(r"\s+(?:in|to|at)\s+(?:the\s+)?[A-Z]", rest):
+        return pos, None, True  # "the top US diplomat in Kyiv": an ambassador
+    after = re.match(r"\s+(of|for)\s+(?:(?:the|his|her|its|their|our|this|that)\s+)?", rest)
+    if after is None:
+        return pos, None, False
+    cm = gaz.country_words.match(text, pos + after.end()) if gaz.country_words else None
+    code = country_of(cm.group(0), gaz) if cm else None
+    if cm and code and after.group(1) == "of":
+        return cm.end(), code, False
+    return pos, None, _other_after(after.group(1), text[pos + after.end():])
 
 
 def _not_holder(text: str, pos: int, folded: str) -> bool:
@@ -171,7 +177,7 @@ def _other_before(text: str, pos: int, ner: Sequence[NerSpan], gaz: Gazetteer) -
     before = text[max(0, pos - 60):pos]
     if _ORG_NOUN.search(before):
         return True
-    gap = re.search(rf"{POSSESSIVE}\s+{_QUALIFIERS}$", before, re.IGNORECASE)
+    gap = re.search(rf"{POSSESSIVE}\s+{QUALIFIERS}$", before)
     edge = pos - (len(before) - gap.start()) if gap else pos
     for s, e, label in ner:
         # A name ending at the title ("Ontario Premier") or running into it (spaCy's
@@ -190,10 +196,10 @@ def _inside_other_name(text: str, start: int, end: int, ner: Sequence[NerSpan],
         if not (s <= start and end <= e) or (s, e) == (start, end):
             continue
         lead = strip_possessive(text[s:start].strip())
-        if label in _NAME_AROUND and (end < e or not country_of(lead, gaz)):
+        if label in _NAME_AROUND and not country_of(lead, gaz):  # not "Indian PM Ivan Petrov"
             return True
-        if label == "PERSON" and e == end and not country_of(lead, gaz):
-            return True
+        if label == "PERSON" and s < start and lead and not country_of(lead, gaz):
+            return True  # "Martin Luther King Jr.", "Billie Jean King"
     return False
 
 
@@ -202,7 +208,7 @@ def list_patterns(words: str) -> tuple[re.Pattern[str], re.Pattern[str]]:
     """Lists of countries before ("the Turkish and Greek ") and after (" of Japan and Italy")."""
     item = rf"(?:the\s+)?(?:{words}){POSSESSIVE}"
     joined = rf"{item}(?:\s*(?:,\s*and|,|and|&)\s*{item})*"
-    return (re.compile(rf"({joined})\s+{_QUALIFIERS}$", re.IGNORECASE),
+    return (re.compile(rf"({joined})\s+{QUALIFIERS}$"),
             re.compile(rf"\s+(?:of|from)\s+({joined})"))
 
 
@@ -213,9 +219,10 @@ def countries_in(words: str, gaz: Gazetteer) -> tuple[str, ...]:
                                if (c := country_of(w.group(0), gaz))))
 
 
-def _plural_title(text: str, m: re.Match[str], folded: str, before: str,
-                  ner: Sequence[NerSpan], gaz: Gazetteer) -> Title:
+def _plural_title(text: str, m: re.Match[str], ner: Sequence[NerSpan], gaz: Gazetteer) -> Title:
     """"the Turkish and Greek defence ministers": one office-holder per country named."""
+    folded = fold(text[m.start():m.start("plural")])
+    before = text[max(0, m.start() - 80):m.start()]
     codes: tuple[str, ...] = ()
     start, end = m.start(), m.end()
     if gaz.country_words is not None:
@@ -255,6 +262,12 @@ def country_after_name(text: str, pos: int, gaz: Gazetteer) -> str | None:
         return None
     cm = gaz.country_words.match(text, pos + after.end())
     return country_of(cm.group(0), gaz) if cm else None
+
+
+def gap_after(text: str, pos: int) -> str:
+    """The commas, honorifics and ranks at ``pos`` before a name ("" when there are none)."""
+    found = HOLDER_GAP.match(text, pos)
+    return found.group(0) if found else ""
 
 
 def officer_between(gap: str) -> bool:

@@ -6,7 +6,7 @@ held, or, when it held nowhere, on the unit that came closest (most leaves true)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ingest.model import Analysis
 from ingest.rules.compile import ActionLeaf, Branch, CompiledRule, Node, Scoped
@@ -48,10 +48,14 @@ def explain_node(node: Node, view: View) -> Explained:
                          (explain_node(node.child, best),))
     children: tuple[Explained, ...] = ()
     if isinstance(node, ActionLeaf):
-        children = tuple(Explained(f"{role}: {_describe(arg)}", getattr(arg, "path", ""),
-                                   evaluate(arg, view) is not None)
-                         for role, arg in (("object", node.object), ("subject", node.subject))
-                         if arg is not None)
+        # Each argument judged with the action: does the action hold with this one alone?
+        children = tuple(
+            Explained(f"{role}: {_describe(arg)}", getattr(arg, "path", ""),
+                      evaluate(replace(node, object=node.object if role == "object" else None,
+                                       subject=node.subject if role == "subject" else None),
+                               view) is not None)
+            for role, arg in (("object", node.object), ("subject", node.subject))
+            if arg is not None)
     return Explained(node.describe, node.path, hits is not None, found, children)
 
 
@@ -62,6 +66,8 @@ def _describe(node: Node) -> str:
 def _score(node: Node, view: View) -> int:
     """How many leaves hold on ``view``: how close the unit came to satisfying the tree."""
     if isinstance(node, Branch):
+        if node.op == "not":  # a veto that holds brings the unit no closer
+            return int(evaluate(node, view) is not None)
         return sum(_score(c, view) for c in node.children)
     if isinstance(node, Scoped):
         return _score(node.child, view)

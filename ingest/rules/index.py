@@ -3,8 +3,9 @@
 Each rule gets *anchors*: clauses of keys, every clause holding at least one key the
 document must contain for the rule to match.  A keyword needs a word of the text, a
 lemma a stem of a token, an entity leaf a label (or role, id, name, country) of a
-mention, a source leaf the feed id.  ``all`` needs the clauses of all its children,
-``any`` one clause made of a clause from each child, ``not`` and regex need nothing.
+mention, a source leaf the feed id, a regex trigrams and word starts of the literal
+text it cannot match without.  ``all`` needs the clauses of all its children, ``any`` one
+clause made of a clause from each child, ``not`` needs nothing.
 
 :class:`RuleIndex` files each rule under the keys of its most selective clause and
 checks its other clauses with set operations, so an entry's candidate rules cost a
@@ -21,7 +22,10 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from re import _constants as sre  # type: ignore[attr-defined]
+from re import _parser as sre_parse  # type: ignore[attr-defined]
 from types import MappingProxyType
+from typing import Any
 
 from ingest.model import Analysis
 from ingest.nlp.gazetteer import fold
@@ -42,14 +46,15 @@ Clause = frozenset[str]  # holds when one of its keys is among the document's ke
 Anchors = tuple[Clause, ...]  # holds when every clause holds; () when nothing is known
 
 MIN_CHUNK = 3  # a keyword anchors on its longest chunk of letters/digits when this long
+PREFIX_MAX = 6  # a regex literal starting a word anchors on at most this many letters
 _ALNUM = re.compile(r"[^\W_]+")  # exactly the characters str.isalnum() accepts
 # The one character that re.IGNORECASE equates with a letter but that is not itself a
 # letter (U+0345 matches iota): terms holding any of these get no chunk anchor.
 _IOTA_CLASS = frozenset("\u0345\u0399\u03b9\u1fbe")
 
 # Rough share of news entries holding a key: picks each rule's most selective clause.
-_NAMESPACE_PRIOR = {"e:": 1.0, "l:": 0.5, "c:": 0.3, "f:": 0.2, "r:": 0.1, "n:": 0.05,
-                    "id:": 0.05}
+_NAMESPACE_PRIOR = {"e:": 1.0, "l:": 0.5, "c:": 0.3, "g:": 0.3, "f:": 0.2, "r:": 0.1,
+                    "n:": 0.05, "id:": 0.05}
 _LABEL_PRIOR = {"GPE": 0.8, "DATE": 0.8, "ORG": 0.7, "PERSON": 0.7, "CARDINAL": 0.7,
                 "NORP": 0.5}
 
@@ -133,16 +138,26 @@ def _dedupe(clauses: Iterable[Clause]) -> Anchors:
 
 
 def _any(children: Sequence[object]) -> Anchors:
+    return _union_of_one_each(anchors(child) for child in children)
+
+
+def _union_of_one_each(alternatives: Iterable[Anchors]) -> Anchors:
+    """What one of several alternatives needs: a clause from each, united (all of one)."""
+    options = list(alternatives)
+    if len(options) == 1:
+        return options[0]
     keys: set[str] = set()
-    for child in children:
-        found = anchors(child)
+    for found in options:
         if not found:
             return ()
-        keys |= min(found, key=clause_cost)
+        best: Clause = min(found, key=clause_cost)
+        keys |= best
     return _clause(keys)
 
 
 def _pattern(leaf: PatternLeaf) -> Anchors:
+    if leaf.kind == "regex":
+        return _union_of_one_each(regex_anchors(p) for p in leaf.patterns)
     if leaf.kind not in ("keyword", "phrase") or not leaf.terms:
         return ()
     keys = set()
@@ -154,6 +169,120 @@ def _pattern(leaf: PatternLeaf) -> Anchors:
             return ()
         keys.add(key)
     return _clause(keys)
+
+
+def regex_anchors(pattern: re.Pattern[str]) -> Anchors:
+    """Clauses of the letters and digits a match of ``pattern`` must contain.
+
+    Read off the parsed pattern: runs of literal letters in sequence, inside groups and
+    repeats of at least one, one clause per alternation.  A run needs some of its
+    trigrams and, when a word starts right before it (``\\b``, ``\\W``, a space, ``^``),
+    a word starting with it.  Anything else (classes, optional parts, lookarounds,
+    back-references) is skipped: that only ever loses anchors.  A pattern the parser
+    will not read has none.
+    """
+    # With ASCII or LOCALE semantics \b and \W may sit next to a letter: no prefixes.
+    prefixes = not pattern.flags & (re.ASCII | re.LOCALE) \
+        and not re.search(r"\(\?[a-zA-Z]*[aL]", pattern.pattern)
+    try:
+        parsed = sre_parse.parse(pattern.pattern, pattern.flags)
+        return _dedupe(_regex_seq(parsed, False, prefixes)[0])
+    except Exception:  # e.g. the private parser changed in a later Python
+        return ()
+
+
+_REPEATS = (sre.MAX_REPEAT, sre.MIN_REPEAT, sre.POSSESSIVE_REPEAT)
+_WORD_EDGES = (sre.AT_BOUNDARY, sre.AT_BEGINNING, sre.AT_BEGINNING_STRING)
+_NON_LETTER_SETS = (sre.CATEGORY_NOT_WORD, sre.CATEGORY_SPACE)
+
+
+def _is_letter(code: int) -> bool:
+    return chr(code).isalnum() or chr(code) in _IOTA_CLASS
+
+
+def _non_letter_set(items: list[tuple[Any, Any]]) -> bool:
+    """Whether a character class ``[...]`` only ever matches non-letters."""
+    return all((op is sre.CATEGORY and av in _NON_LETTER_SETS)
+               or (op is sre.LITERAL and not _is_letter(av)) for op, av in items)
+
+
+def _regex_seq(items: Iterable[tuple[Any, Any]], edge: bool,
+               prefixes: bool) -> tuple[list[Clause], bool]:
+    """The clauses ``items`` need, and whether a letter matched next would start a word.
+
+    ``edge``: whether a letter matched first would start a word (its left neighbour is
+    no letter or digit).
+    """
+    clauses: list[Clause] = []
+    run: list[str] = []
+    starts_word = False
+    for op, av in items:
+        if op is sre.LITERAL and chr(av).isalnum() and chr(av) not in _IOTA_CLASS:
+            starts_word = starts_word if run else edge and prefixes
+            run.append(chr(av))
+            edge = False
+            continue
+        clauses.extend(_run_clauses("".join(run), starts_word))
+        run.clear()
+        if op is sre.SUBPATTERN:  # (group, add_flags, del_flags, items)
+            found, edge = _regex_seq(av[3], edge, prefixes and not av[1] & (re.A | re.L))
+            clauses.extend(found)
+        elif op is sre.ATOMIC_GROUP:
+            found, edge = _regex_seq(av, edge, prefixes)
+            clauses.extend(found)
+        elif op in _REPEATS:  # (min, max, items); later rounds start after the body's end
+            found, _ = _regex_seq(av[2], edge, prefixes)
+            clauses.extend(found if av[0] >= 1 else ())
+            ends_edge = _regex_seq(av[2], False, prefixes)[1]
+            edge = ends_edge and (av[0] >= 1 or edge)
+        elif op is sre.BRANCH:  # (None, [items, ...])
+            results = [_regex_seq(alt, edge, prefixes) for alt in av[1]]
+            clauses.extend(_union_of_one_each(_dedupe(c) for c, _ in results))
+            edge = all(e for _, e in results)
+        elif op is sre.AT:
+            edge = av in _WORD_EDGES  # \b before a letter: a non-letter before it
+        elif op is sre.LITERAL:
+            edge = not _is_letter(av)
+        elif op is sre.IN:
+            edge = _non_letter_set(av)
+        else:  # any character, back-references, lookarounds: nothing known
+            edge = False
+    clauses.extend(_run_clauses("".join(run), starts_word))
+    return clauses, edge
+
+
+def _run_clauses(run: str, starts_word: bool) -> list[Clause]:
+    """A few trigrams a literal run needs (first, middle, last) and, at a word start,
+    the word's beginning: one clause each."""
+    folded = fold_case(run)
+    grams = [folded[i:i + 3] for i in range(len(folded) - 2)]
+    picked = dict.fromkeys(grams[i] for i in {0, len(grams) // 2, len(grams) - 1}) if grams else {}
+    found = [frozenset({"g:" + g}) for g in picked]
+    if starts_word and len(folded) >= MIN_CHUNK:
+        found.insert(0, frozenset({"p:" + folded[:PREFIX_MAX]}))
+    return found
+
+
+@lru_cache(maxsize=65536)
+def _word_keys(run: str) -> tuple[str, ...]:
+    """The word key of one run of letters and digits as written."""
+    return ("w:" + fold_case(run),)
+
+
+@lru_cache(maxsize=65536)
+def _regex_word_keys(run: str) -> tuple[str, ...]:
+    """The word, trigram and word-start keys of one run of letters and digits as written."""
+    folded = fold_case(run)
+    grams = {"g:" + folded[i:i + 3] for i in range(len(folded) - 2)}
+    starts = {"p:" + folded[:n] for n in range(MIN_CHUNK, min(len(folded), PREFIX_MAX) + 1)}
+    return ("w:" + folded, *grams, *starts)
+
+
+@lru_cache(maxsize=65536)
+def _token_keys(token: tuple[str, str]) -> tuple[str, ...]:
+    """The stem and form keys of a token's (text, lemma)."""
+    word, lemma = token
+    return "s:" + stem(lemma), "s:" + stem(word), "t:" + lemma, "t:" + word.lower()
 
 
 def _entity(leaf: EntityLeaf) -> Anchors:
@@ -172,29 +301,50 @@ def key_prior(key: str) -> float:
     space, _, value = key.partition(":")
     if space == "l":
         return _LABEL_PRIOR.get(value, 0.3)
-    if space in ("w", "s", "t"):
+    if space in ("w", "s", "t", "p"):
         n = len(value)
         return 0.5 if n <= 3 else 0.25 if n <= 5 else 0.1 if n <= 7 else 0.04
     return _NAMESPACE_PRIOR.get(space + ":", 0.3)
 
 
-def clause_cost(clause: Clause) -> float:
+def clause_cost(clause: frozenset[str]) -> float:
     return sum(key_prior(k) for k in clause)
 
 
 # -- the keys of a document -----------------------------------------------------------
 
-def document_keys(analysis: Analysis, feed_id: str) -> frozenset[str]:
-    """Every key a rule could need from this entry (generous: never fewer than it needs)."""
-    keys = {"f:" + feed_id}
-    keys.update("w:" + run for run in chunks(analysis.text))
-    for text, lemma in {(t.text, t.lemma) for t in analysis.tokens}:
-        keys.update(("s:" + stem(lemma), "s:" + stem(text), "t:" + lemma, "t:" + text.lower()))
+def document_keys(analysis: Analysis, feed_id: str, regex: bool = True) -> frozenset[str]:
+    """Every key a rule could need from this entry (generous: never fewer than it needs).
+
+    ``regex=False`` leaves out the trigram and word-start keys only regexes need.
+    """
+    text, tokens = analysis.text, analysis.tokens
+    runs = set(_ALNUM.findall(text))
+    # A sentence may end between two tokens written without a space ("COVIDnineteen"):
+    # a keyword can then match the first part, so the parts are words too.
+    ends = {t.start + len(t.text) for t in tokens}
+    glued = [t.start for t in tokens if t.start in ends and text[t.start - 1:t.start + 1].isalnum()]
+    if glued:
+        runs |= _glued_pieces(text, glued)
+    keys = set().union(*map(_regex_word_keys if regex else _word_keys, runs),
+                       *map(_token_keys, {(t.text, t.lemma) for t in tokens}))
+    keys.add("f:" + feed_id)
     for m in analysis.mentions:
         keys.update(("e:", "id:" + (m.id or ""), "n:" + fold(m.name), "n:" + fold(m.text),
                      "l:" + m.label, "c:" + (m.country or "")))
         keys.update("r:" + r for r in m.roles)
     return frozenset(keys)
+
+
+def _glued_pieces(text: str, cuts: list[int]) -> set[str]:
+    """Every part between two cuts or ends of the letter runs holding the cuts."""
+    pieces: set[str] = set()
+    for run in _ALNUM.finditer(text):
+        inner = [c for c in cuts if run.start() < c < run.end()]
+        if inner:
+            edges = [run.start(), *inner, run.end()]
+            pieces.update(text[a:b] for i, a in enumerate(edges) for b in edges[i + 1:])
+    return pieces
 
 
 # -- the index ------------------------------------------------------------------------
@@ -207,6 +357,7 @@ class RuleIndex:
     postings: Mapping[str, tuple[int, ...]]  # key -> positions in ``rules``
     checks: tuple[Anchors, ...]  # per rule: every clause, checked once its key is seen
     always: tuple[int, ...]  # positions of rules with no anchors: candidates for every entry
+    regex: bool = False  # whether some anchor is a regex key (documents then need theirs)
 
     @classmethod
     def build(cls, rules: Sequence[CompiledRule]) -> RuleIndex:
@@ -222,8 +373,9 @@ class RuleIndex:
                 continue
             for key in min(found, key=clause_cost):
                 postings.setdefault(key, []).append(i)
+        regex = any(k[:2] in ("g:", "p:") for found in checks for c in found for k in c)
         return cls(enabled, MappingProxyType({k: tuple(v) for k, v in postings.items()}),
-                   tuple(checks), tuple(always))
+                   tuple(checks), tuple(always), regex)
 
     @property
     def unanchored(self) -> tuple[str, ...]:
@@ -232,7 +384,7 @@ class RuleIndex:
 
     def candidates(self, analysis: Analysis, feed_id: str) -> tuple[CompiledRule, ...]:
         """In rule order, every enabled rule that can match this entry (and maybe a few more)."""
-        return self.candidates_for(document_keys(analysis, feed_id))
+        return self.candidates_for(document_keys(analysis, feed_id, self.regex))
 
     def candidates_for(self, keys: frozenset[str]) -> tuple[CompiledRule, ...]:
         """Candidates for a document with these :func:`document_keys`."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -157,3 +157,14 @@ def _compile_item(item: object, prefix: tuple[str | int, ...], locator: Locator,
         where = ".".join(str(p) for p in exc.path)
         return None, [Problem(locator.file, locator.line((*prefix, *exc.path)),
                               f"{where}: {exc}")]
+
+
+def channel_problems(rules: RuleSet, channels: Collection[str], config: str) -> list[Problem]:
+    """A problem for each ``notify`` entry naming a channel the configuration lacks."""
+    if not channels:  # nothing configured (e.g. checking rules without a config): no check
+        return []
+    known = ", ".join(sorted(channels))
+    return [Problem(rule.file, rule.line,
+                    f"rule {rule.id!r}: notify: channel {name!r} is not configured in {config} "
+                    f"(channels: {known}); write one of those, or add {name!r} under channels:")
+            for rule in rules.rules for name in rule.spec.notify if name not in channels]

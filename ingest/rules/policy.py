@@ -152,8 +152,9 @@ def dedupe_key(rule: RuleSpec, match: RuleMatch, story_id: int, feed_id: str) ->
             out.append(f"source={feed_id}")
         else:
             attr = head.removeprefix("entity.")
-            chosen = sorted({_entity_value(m, "name" if attr in ("role", "label") else attr)
-                             for m in match.entities if _entity_has(m, attr, value)})
+            chosen = sorted({v for m in match.entities if _entity_has(m, attr, value)
+                             if (v := _entity_value(m, "name" if attr in ("role", "label")
+                                                    else attr))})
             out.append(f"{part}={','.join(chosen)}")
     return "|".join(out)
 

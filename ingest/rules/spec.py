@@ -6,9 +6,17 @@ See README.md, "Writing rules".  Keys are never renamed; new ones are added.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from ingest.durations import Duration
 
@@ -28,19 +36,22 @@ def _as_list(value: object) -> object:
     return [value] if isinstance(value, str) else value
 
 
+# A list of strings where one string may be written alone: `label: WEAPON`.
+StrList = Annotated[list[str], BeforeValidator(_as_list), WithJsonSchema(
+    {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]})]
+
+
 class EntitySpec(_Spec):
     """``entity:`` leaf: mentions filtered by label/name/id/role/country, at least ``min``."""
 
-    label: list[str] = []
-    name: list[str] = []
-    id: list[str] = []
-    role: list[str] = []
-    country: list[str] = []
+    label: StrList = []
+    name: StrList = []
+    id: StrList = []
+    role: StrList = []
+    country: StrList = []
     min: int = Field(1, ge=1)
     distinct: Literal["name", "id", "country"] | None = None
 
-    _lists = field_validator("label", "name", "id", "role", "country", mode="before")(
-        classmethod(lambda cls, v: _as_list(v)))
 
 
 class NodeSpec(_Spec):
@@ -50,19 +61,17 @@ class NodeSpec(_Spec):
     any: list[NodeSpec] | None = None
     not_: NodeSpec | None = Field(None, alias="not")
     entity: EntitySpec | None = None
-    keyword: list[str] | None = None
-    lemma: list[str] | None = None
-    phrase: list[str] | None = None
-    regex: list[str] | None = None
-    source: list[str] | None = None
+    keyword: StrList | None = None
+    lemma: StrList | None = None
+    phrase: StrList | None = None
+    regex: StrList | None = None
+    source: StrList | None = None
     action: ActionSpec | None = None
     near: NearSpec | None = None
     # Evaluate this node on each sentence (or paragraph) of the unit it is given, holding
     # when it holds on one of them: `not: {scope: sentence, all: [...]}`.
     scope: Scope | None = None
 
-    _lists = field_validator("keyword", "lemma", "phrase", "regex", "source", mode="before")(
-        classmethod(lambda cls, v: _as_list(v)))
 
     @model_validator(mode="after")
     def _exactly_one(self) -> NodeSpec:
@@ -89,16 +98,14 @@ class ActionSpec(_Spec):
     directly modifying it ("Patriot batteries", "cruise missiles").
     """
 
-    verb: list[str] = []  # verbs, in any form: deploy -> deployed, deploying, deploys
-    noun: list[str] = []  # nouns naming the action, as written: deployment, stationing
+    verb: StrList = []  # verbs, in any form: deploy -> deployed, deploying, deploys
+    noun: StrList = []  # nouns naming the action, as written: deployment, stationing
     object: NodeSpec | None = None
     subject: NodeSpec | None = None
     # false: only actions that are not negated or denied ("did not deploy", "denied plans
     # to deploy"); true: only those that are; absent: either.
     negated: bool | None = None
 
-    _lists = field_validator("verb", "noun", mode="before")(
-        classmethod(lambda cls, v: _as_list(v)))
 
     @model_validator(mode="after")
     def _some_argument(self) -> ActionSpec:
@@ -115,13 +122,11 @@ class NearSpec(_Spec):
     ``terms`` (and ``with``) are matched like ``lemma``: any form of each word.
     """
 
-    terms: list[str]
+    terms: StrList
     entity: EntitySpec | None = None
-    with_: list[str] | None = Field(None, alias="with")
+    with_: StrList | None = Field(None, alias="with")
     within: int = Field(10, ge=1, le=200)
 
-    _lists = field_validator("terms", "with_", mode="before")(
-        classmethod(lambda cls, v: _as_list(v)))
 
     @model_validator(mode="after")
     def _one_partner(self) -> NearSpec:
@@ -137,7 +142,6 @@ class NearSpec(_Spec):
 NodeSpec.model_rebuild()
 
 
-DedupeKeyPart = str  # rule | story | source | entity.<attr>[:<value>]
 DEDUPE_PARTS = ("rule", "story", "source", "feed")
 DEDUPE_ENTITY_ATTRS = ("role", "label", "id", "country", "name")
 
@@ -160,13 +164,8 @@ class ThresholdSpec(_Spec):
 class DedupeSpec(_Spec):
     """At most one alert per key per window; later matches are recorded as suppressed."""
 
-    key: list[DedupeKeyPart] = ["rule"]
+    key: StrList = ["rule"]
     window: Duration
-
-    @field_validator("key", mode="before")
-    @classmethod
-    def _key_list(cls, v: object) -> object:
-        return _as_list(v)
 
     @field_validator("key")
     @classmethod
@@ -209,19 +208,17 @@ class RuleSpec(_Spec):
     title: str
     description: str = ""
     severity: Severity = "medium"
-    tags: list[str] = []
+    tags: StrList = []
     when: NodeSpec
     scope: Scope = "document"
-    language: list[str] = []  # ISO 639-1 codes the entry must be in (empty: any)
-    notify: list[str] = []
+    language: StrList = []  # ISO 639-1 codes the entry must be in (empty: any)
+    notify: StrList = []
     enabled: bool = True
     threshold: ThresholdSpec | None = None
     dedupe: DedupeSpec | None = None
     on_update: Literal["notify", "silent"] = "silent"  # later copies of the same story
     examples: ExamplesSpec = ExamplesSpec()
 
-    _langs = field_validator("language", "tags", "notify", mode="before")(
-        classmethod(lambda cls, v: _as_list(v)))
 
     @field_validator("language")
     @classmethod

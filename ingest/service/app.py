@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import structlog
 
 from ingest.config import Settings
+from ingest.errors import RuleError, StorageError
 from ingest.fetch.client import Fetcher, make_http_client
 from ingest.model import Alert
 from ingest.nlp.gazetteer import Gazetteer, load_gazetteer
@@ -23,7 +24,7 @@ from ingest.nlp.pipeline import Analyzer, load_model
 from ingest.nlp.runner import NlpRunner
 from ingest.notify.base import ChannelContext, Notifier
 from ingest.notify.registry import build_notifier
-from ingest.rules.load import RuleSet, load_rules
+from ingest.rules.load import RuleSet, channel_problems, load_rules
 from ingest.service.deliver import deliver_pending
 from ingest.service.process import process_entries
 from ingest.service.refresh import RefreshOutcome, refresh_feed
@@ -33,6 +34,7 @@ from ingest.store.sql import open_store
 log = structlog.get_logger("ingest.app")
 
 FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
+PRUNE_EVERY = timedelta(hours=1)
 
 
 def utc_now() -> datetime:
@@ -62,12 +64,9 @@ def load_rule_files(settings: Settings) -> tuple[Gazetteer, RuleSet]:
     if not settings.channels:
         log.warning("config.no_channels", config=settings.source,
                     hint="alerts are stored but not delivered; add a channel under channels:")
-    unknown = sorted({c for r in rules.rules for c in r.spec.notify if c not in settings.channels})
-    if unknown and settings.channels:
-        log.warning("rules.unknown_channels", channels=unknown, config=settings.source,
-                    rules=[r.id for r in rules.rules
-                           if any(c in unknown for c in r.spec.notify)],
-                    hint="those rules go to default_channels (or every channel) instead")
+    problems = channel_problems(rules, settings.channels, settings.source)
+    if problems:
+        raise RuleError(problems)
     return gaz, rules
 
 
@@ -86,6 +85,7 @@ class App:
         self._http = (fetch_http, send_http)
         self.notifiers = notifiers
         self.clock = clock
+        self._pruned_at: datetime | None = None
 
     @classmethod
     async def start(cls, settings: Settings, *, analyzer: Analyzer | None = None,
@@ -125,6 +125,20 @@ class App:
         self.runner.analyzer.gaz = gaz
         self.rules = rules
         log.info("rules.reloaded", rules=len(rules), entities=len(gaz.entities))
+
+    async def _prune_now_and_then(self) -> None:
+        """Forget old entries' text and analysis (``retention``), at most once an hour."""
+        now = self.clock()
+        if self._pruned_at is not None and now - self._pruned_at < PRUNE_EVERY:
+            return
+        self._pruned_at = now
+        try:
+            pruned = await self.store.prune(now - timedelta(seconds=self.settings.retention))
+        except StorageError:
+            log.exception("prune.failed")
+            return
+        if pruned:
+            log.info("entries.pruned", entries=pruned, retention_s=self.settings.retention)
 
     async def close(self) -> None:
         for notifier in self.notifiers.values():
@@ -173,6 +187,7 @@ class App:
                 report.processed += len(batch)
         except Exception:  # the entries stay unprocessed; alerts already made still go out
             log.exception("process.failed")
+        await self._prune_now_and_then()
         report.delivered, report.failed_deliveries = await deliver_pending(
             self.store, self.notifiers, max_attempts=self.settings.delivery.max_attempts,
             clock=self.clock)

@@ -5,28 +5,29 @@ finish, then is cancelled.  Cancelling is safe: an entry is marked processed in 
 same transaction as its alerts, and a delivery is marked done only after the
 receiver accepted it, so anything interrupted is simply done again next time.
 
-Hot reload.  SIGHUP, and (with ``watch``) any change to the rule files or the
-gazetteer (:mod:`ingest.service.watch`), asks for a reload.  Requests are coalesced:
-one reload task takes them, and any number of requests made while it works cause
-one more reload after it, never two at once; :meth:`Daemon.reload` also holds a
-lock, so direct callers cannot interleave either.  A reload reads and compiles every
-file off the loop; a broken file logs ``rules.reload_failed`` with ``file:line`` and
-the rule set in force stays; a good one is put in force (``rules.reloaded``); one
-that finds nothing changed (a save without edits) logs ``rules.unchanged``.
+Hot reload.  SIGHUP, and with ``watch`` any change to the rule files, the term lists
+or the gazetteer (:mod:`ingest.service.watch`), asks for a reload.  One reload task
+serves the requests: any number made while it works are served by one more reload
+after it, never by two at once, and :meth:`Daemon.reload` holds a lock, so direct
+callers cannot interleave either.  A reload reads and compiles every file off the
+loop.  A broken file logs ``rules.reload_failed`` with ``file:line`` and the rules in
+force stay; a good change is put in force (``rules.reloaded``); a reload that finds
+nothing changed (a save without edits, the catch-up when watching starts) logs
+``rules.unchanged`` and changes nothing.
 
-Why a reload never drops or repeats an entry in flight: ``App.run_cycle`` reads
-``app.rules`` once per batch of stored entries and hands it to ``process_entries``,
-which uses that one rule set for the whole batch; a reload only rebinds
-``app.rules``, so the batch in flight finishes with the rules it started with and
-the next batch gets the new ones.  Each entry is marked processed in the same
-transaction that stores its alerts (``Store.record_processed_batch``), and alerts are
-inserted with ``ON CONFLICT DO NOTHING``, so an entry is either done once, with the
-rules of its batch, or left unprocessed and done again by the next cycle.  One
-caveat: the gazetteer is not snapshotted per batch like the rules; the analyzer
-reads ``analyzer.gaz`` per document in its worker thread, so a reload landing
-mid-batch can analyse the rest of that batch with the new gazetteer against rules
-compiled with the old one.  That can change what those entries match, never whether
-they are processed.
+Why a reload never drops or repeats an entry in flight (checked against
+``App.run_cycle``, ``process_entries`` and the store): the cycle reads ``app.rules``
+once per batch of stored entries and hands it to ``process_entries``, which uses
+that one rule set for the whole batch; a reload only rebinds ``app.rules``, so the
+batch in flight finishes with the rules it started with and the next batch gets the
+new ones.  The store records a batch's outcomes (matches, alerts, deliveries) and
+marks its entries processed in one transaction, under unique constraints, so each
+entry is either done once, with the rules of its batch, or left unprocessed and done
+by the next cycle.  One caveat: the gazetteer is not held per batch like the rules.
+The analyzer reads ``analyzer.gaz`` for each document in its worker thread, so a
+reload landing mid-batch can analyse the rest of that batch with the new gazetteer
+and match it against rules compiled with the old one.  That can change what those
+entries match, never whether they are processed.
 """
 
 from __future__ import annotations
@@ -149,10 +150,12 @@ class Daemon:
         # A reload cut short changes nothing.  The watcher ends on ``stop`` within a
         # fraction of a second; cancelling it would wait for its thread all the same.
         reloader.cancel()
+        helpers = {reloader}
         if watcher is not None:
+            helpers.add(watcher)
             await asyncio.wait({watcher}, timeout=5)
             watcher.cancel()
-        await asyncio.gather(reloader, *filter(None, [watcher]), return_exceptions=True)
+        await asyncio.gather(*helpers, return_exceptions=True)
 
     async def _drain(self) -> None:
         task = self._current

@@ -71,16 +71,14 @@ class ChangeFilter:
             parts = changed.relative_to(self.target.folder).parts
         except ValueError:
             parts = changed.parts
-        if any(p in IGNORED_DIRS for p in parts[:-1]) or not parts:
+        if not parts:  # the folder itself: its disappearance is noticed by its identity
             return False
-        if any(r.search(changed.name) for r in IGNORED_NAMES):
+        if any(p in IGNORED_DIRS for p in parts) or any(r.search(parts[-1]) for r in IGNORED_NAMES):
             return False
         if self.target.name is not None:
             return changed.name == self.target.name
         if changed.suffix in RULE_SUFFIXES:
             return True
-        if changed.name in IGNORED_DIRS:
-            return False
         # A deleted folder cannot be told from a deleted file: guess by the missing suffix.
         return changed.is_dir() if change != Change.deleted else not changed.suffix
 

@@ -46,7 +46,10 @@ def assign_stories(items: Sequence[StoryInput], candidates: Sequence[StoryCandid
     for cand in candidates:
         for key in cand.bands:
             by_band.setdefault(key, []).append(cand)
-    by_link = {c.link: c.story_id for c in candidates if c.link}
+    by_link: dict[str, int] = {}
+    for c in sorted(candidates, key=lambda c: c.story_id):
+        if c.link:
+            by_link.setdefault(c.link, c.story_id)
     out: dict[int, int] = {}
     for item in items:
         story = by_link.get(item.link) if item.link else None
