@@ -54,7 +54,7 @@ def run(config: ConfigOpt = None,
                 report = await service.run_cycle(force=True)
                 all_failed = report.polled > 0 and len(report.errors) == report.polled
                 return 1 if report.failed_deliveries or all_failed else 0
-            await Daemon(service, grace).run()
+            await Daemon(service, grace, watch=settings.rules_watch).run()
             return 0
         finally:
             await service.close()

@@ -27,7 +27,7 @@ class SlowService:
 async def test_sigterm_lets_the_cycle_in_flight_finish() -> None:
     """SIGTERM during a cycle: the cycle completes within the grace period, then exit."""
     service = SlowService()
-    daemon = Daemon(service, grace_s=10.0)  # type: ignore[arg-type]
+    daemon = Daemon(service, grace_s=10.0, watch=False)  # type: ignore[arg-type]
     running = asyncio.create_task(daemon.run())
     await asyncio.wait_for(service.started.wait(), 10)
     os.kill(os.getpid(), signal.SIGTERM)
@@ -38,7 +38,7 @@ async def test_sigterm_lets_the_cycle_in_flight_finish() -> None:
 async def test_grace_period_cancels_a_stuck_cycle() -> None:
     """A cycle longer than the grace period is cancelled, and the daemon still stops."""
     service = SlowService()
-    daemon = Daemon(service, grace_s=0.1)  # type: ignore[arg-type]
+    daemon = Daemon(service, grace_s=0.1, watch=False)  # type: ignore[arg-type]
     running = asyncio.create_task(daemon.run())
     await asyncio.wait_for(service.started.wait(), 10)
     daemon.stop.set()

@@ -61,9 +61,6 @@ def load_rule_files(settings: Settings) -> tuple[Gazetteer, RuleSet]:
     """The gazetteer and the rule set named by the settings (raises RuleError)."""
     gaz = load_gazetteer(settings.gazetteer_path)
     rules = load_rules([settings.rules_dir], gaz)
-    if not settings.channels:
-        log.warning("config.no_channels", config=settings.source,
-                    hint="alerts are stored but not delivered; add a channel under channels:")
     problems = channel_problems(rules, settings.channels, settings.source)
     if problems:
         raise RuleError(problems)
@@ -92,6 +89,9 @@ class App:
                     clock: Callable[[], datetime] = utc_now) -> App:
         gaz, rules = load_rule_files(settings)
         feeds = settings.all_feeds()
+        if not settings.channels:
+            log.warning("config.no_channels", config=settings.source,
+                        hint="alerts are stored but not delivered; add a channel under channels:")
         if not feeds:
             log.warning("config.no_feeds", config=settings.source,
                         hint="add feeds under feeds: or feed_files: (YAML or OPML)")

@@ -86,8 +86,10 @@ class ChangeFilter:
 async def watch(targets: Sequence[Target], on_change: Callable[[], None], stop: asyncio.Event,
                 *, quiet_ms: int = 200, debounce_ms: int = 1_600, recheck_s: float = 2.0) -> None:
     """Call ``on_change()`` after each burst of changes to ``targets``, until ``stop`` is set."""
-    await asyncio.gather(*(_watch_one(t, on_change, stop, quiet_ms, debounce_ms, recheck_s)
-                           for t in targets))
+    async with asyncio.TaskGroup() as group:
+        for target in targets:
+            group.create_task(_watch_one(target, on_change, stop, quiet_ms, debounce_ms,
+                                         recheck_s))
 
 
 async def _watch_one(target: Target, on_change: Callable[[], None], stop: asyncio.Event,
