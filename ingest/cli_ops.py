@@ -7,6 +7,7 @@ import getpass
 import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -14,15 +15,29 @@ import typer
 
 from ingest.cli_common import ConfigOpt, handles_errors, parse_since, settings_from
 from ingest.rules.policy import Silence
-from ingest.store.sql import SqlStore, open_store
+from ingest.store.sql import SqlStore, async_url, open_store
 
 silence_app = typer.Typer(help="Silence alerts for a while (recorded, never sent).",
                           no_args_is_help=True)
 T = TypeVar("T")
 
 
+class MatchState(StrEnum):
+    new = "new"
+    update = "update"
+    below_threshold = "below-threshold"
+    deduped = "deduped"
+    silenced = "silenced"
+
+
 def with_store(config: Path | None, work: Callable[[SqlStore], Awaitable[T]]) -> T:
+    """Run ``work`` on the configured database, which must exist (the service made it)."""
     settings = settings_from(config)
+    missing = sqlite_file_missing(settings.database_url)
+    if missing is not None:
+        typer.echo(f"error: no database at {missing}; check database_url in "
+                   f"{settings.source} (the service creates it when it first runs)", err=True)
+        raise typer.Exit(2)
 
     async def main() -> T:
         store = open_store(settings.database_url)
@@ -43,6 +58,17 @@ def _silence_line(s: Silence, now: datetime) -> str:
             f"— {s.reason}")
 
 
+def sqlite_file_missing(url: str) -> str | None:
+    """The path of a SQLite database URL's file when that file does not exist, else None."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(async_url(url))
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    path = Path(parsed.database).expanduser()
+    return None if path.exists() else str(path)
+
+
 @silence_app.command("add")
 @handles_errors
 def silence_add(
@@ -61,10 +87,25 @@ def silence_add(
                    err=True)
         raise typer.Exit(2)
     seconds = parse_since(duration, "--for")
+    if rule is not None:
+        _known_rule(rule, config)
     now = datetime.now(UTC)
     wanted = Silence(0, rule, tag, entity, reason, now, now + timedelta(seconds=seconds))
     made = with_store(config, lambda s: s.add_silence(wanted, by or _login()))
     typer.echo(f"silenced: {_silence_line(made, now)}")
+
+
+def _known_rule(rule_id: str, config: Path | None) -> None:
+    """Exit 2 unless a rule file in the configured rules folder defines ``rule_id``."""
+    from ingest.nlp.gazetteer import load_gazetteer
+    from ingest.rules.load import load_rules
+
+    settings = settings_from(config)
+    rules = load_rules([settings.rules_dir], load_gazetteer(settings.gazetteer_path))
+    if rules.get(rule_id) is None:
+        typer.echo(f"error: no rule {rule_id!r} in {settings.rules_dir} (ids are the `id:` "
+                   "of each rule file)", err=True)
+        raise typer.Exit(2)
 
 
 def _login() -> str:
@@ -112,14 +153,15 @@ def silence_remove(silence_id: Annotated[int, typer.Argument(help="The silence's
 def matches_command(
         rule: Annotated[str | None, typer.Option(help="Only this rule.")] = None,
         since: Annotated[str, typer.Option(help="How far back, e.g. 24h, 7d.")] = "24h",
-        state: Annotated[str | None, typer.Option(
-            help="new, update, below-threshold, deduped or silenced.")] = None,
+        state: Annotated[MatchState | None, typer.Option(
+            help="Only matches in this state.")] = None,
         limit: Annotated[int, typer.Option(help="At most this many.")] = 100,
         as_json: Annotated[bool, typer.Option("--json")] = False,
         config: ConfigOpt = None) -> None:
     """Every recorded rule match, including those a threshold, dedupe or silence held back."""
     start = datetime.now(UTC) - timedelta(seconds=parse_since(since, "--since"))
-    rows = with_store(config, lambda s: s.matches(rule_id=rule, since=start, state=state,
+    wanted = state.value if state is not None else None
+    rows = with_store(config, lambda s: s.matches(rule_id=rule, since=start, state=wanted,
                                                   limit=limit))
     if as_json:
         typer.echo(json.dumps([{

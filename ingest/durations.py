@@ -21,6 +21,8 @@ def parse_duration(value: object) -> float:
         return float(value)
     if isinstance(value, str):
         text = value.strip().lower().replace(" ", "")
+        if re.fullmatch(r"\d+(?:\.\d+)?", text):
+            return float(text)
         parts = _PART.findall(text)
         if parts and "".join(n + u for n, u in parts) == text:
             return sum(float(n) * _UNITS[u] for n, u in parts)

@@ -1,27 +1,42 @@
-"""SqlStore on a real SQLite file, and its core idempotency on a running PostgreSQL."""
+"""SqlStore on a real SQLite file and on the running PostgreSQL: feeds, entries, outcomes,
+alerts, deliveries, silences, matches and pruning."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
+from ingest.errors import StorageError
 from ingest.model import Alert, Entry, Feed, FetchResult
 from ingest.parse.dedup import alert_id
-from ingest.store.base import DeliveryRow, FeedRow
-from ingest.store.schema import metadata
+from ingest.rules.policy import MatchEvent, Silence
+from ingest.rules.spec import RuleSpec
+from ingest.store.base import DeliveryRow, EntryOutcome, FeedRow, ProposedMatch, StoredEntry
+from ingest.store.schema import SCHEMA_VERSION, metadata
 from ingest.store.sql import SqlStore
+from ingest.stories.minhash import fingerprint
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
+SIMILARITY = 0.5
 
 FEEDS = [
     Feed("reuters-world", "https://feeds.example.com/reuters/world.rss", "Reuters World",
          ("world",), 300.0),
     Feed("bbc-europe", "https://feeds.example.com/bbc/europe.rss", "BBC Europe", ("europe",)),
 ]
+
+
+def rule_spec(**extra: object) -> RuleSpec:
+    """The rule the outcomes below claim matched (extra keys: threshold, dedupe, on_update)."""
+    return RuleSpec.model_validate({
+        "id": "geneva-talks", "title": "Peace talks in Geneva", "severity": "medium",
+        "tags": ["diplomacy"], "when": {"keyword": ["talks"]}, **extra})
 
 
 def make_entry(n: int, feed_id: str = "reuters-world") -> Entry:
@@ -38,15 +53,15 @@ def make_entry(n: int, feed_id: str = "reuters-world") -> Entry:
     )
 
 
-def make_alert(entry: Entry, rule_id: str = "geneva-talks",
+def make_alert(entry: Entry, rule: RuleSpec, story_id: int,
                channels: tuple[str, ...] = ("a", "b")) -> Alert:
-    """The alert a rule would raise on ``entry``."""
+    """The alert ``rule`` would raise on ``entry`` (as ingest.rules.alerts.make_alert builds it)."""
     return Alert(
-        id=alert_id(rule_id, entry.feed_id, entry.key),
-        rule_id=rule_id,
-        rule_title="Peace talks in Geneva",
-        severity="medium",
-        tags=("diplomacy",),
+        id=alert_id(rule.id, entry.feed_id, entry.key),
+        rule_id=rule.id,
+        rule_title=rule.title,
+        severity=rule.severity,
+        tags=tuple(rule.tags),
         feed_id=entry.feed_id,
         entry_key=entry.key,
         entry_title=entry.title,
@@ -57,7 +72,29 @@ def make_alert(entry: Entry, rule_id: str = "geneva-talks",
         terms=("talks",),
         snippet=entry.summary,
         channels=channels,
+        story_id=story_id,
+        sources=({"feed": entry.feed_id, "entry_key": entry.key, "title": entry.title,
+                  "link": entry.link, "published": None, "seen_at": NOW.isoformat()},),
+        first_seen=NOW,
+        last_seen=NOW,
+        dedupe_key=f"rule={rule.id}",
     )
+
+
+def outcome(stored: StoredEntry, rule: RuleSpec | None = None, *, story_id: int | None = None,
+            channels: tuple[str, ...] = ("a", "b"), with_fingerprint: bool = False
+            ) -> EntryOutcome:
+    """What processing learned about ``stored``: its story and, given a rule, one match."""
+    entry = stored.entry
+    story = story_id if story_id is not None else stored.id
+    matches: tuple[ProposedMatch, ...] = ()
+    if rule is not None:
+        at = entry.published or NOW
+        event = MatchEvent(rule.id, stored.id, story, entry.feed_id, at, f"rule={rule.id}",
+                           tuple(rule.tags), frozenset({"geneva"}))
+        matches = (ProposedMatch(rule, event, make_alert(entry, rule, story, channels)),)
+    fp = fingerprint(entry.document(), SIMILARITY) if with_fingerprint else None
+    return EntryOutcome(stored.id, entry, story, fp, entry.link, "en", b"analysis", matches)
 
 
 def ok_fetch(etag: str | None = '"abc123"') -> FetchResult:
@@ -65,14 +102,44 @@ def ok_fetch(etag: str | None = '"abc123"') -> FetchResult:
                        last_modified="Wed, 01 May 2024 11:00:00 GMT")
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqlStore]:
-    s = SqlStore(f"sqlite:///{tmp_path / 't.db'}")
-    await s.init()
+async def _drop_all(store: SqlStore) -> None:
+    async with store.engine.begin() as conn:
+        await conn.run_sync(metadata.drop_all)
+        await conn.execute(text("DROP TABLE IF EXISTS feeds"))
+
+
+async def _pg_or_skip() -> SqlStore:
+    s = SqlStore(PG_URL)
     try:
+        async with s.engine.connect():
+            pass
+    except Exception as exc:  # any failure to connect means: no PostgreSQL here
+        await s.engine.dispose()
+        pytest.skip(f"PostgreSQL at {PG_URL} is not reachable: {type(exc).__name__}: {exc}")
+    return s
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlStore]:
+    """An initialised, empty store: a SQLite file, or the running PostgreSQL (emptied)."""
+    if request.param == "sqlite":
+        s = SqlStore(f"sqlite:///{tmp_path / 't.db'}")
+        await s.init()
+        try:
+            yield s
+        finally:
+            await s.close()
+        return
+    s = await _pg_or_skip()
+    try:
+        await _drop_all(s)
+        await s.init()
         yield s
     finally:
-        await s.close()
+        try:
+            await _drop_all(s)
+        finally:
+            await s.close()
 
 
 async def _feed_row(store: SqlStore, feed_id: str) -> FeedRow:
@@ -82,6 +149,60 @@ async def _feed_row(store: SqlStore, feed_id: str) -> FeedRow:
 
 async def _deliveries(store: SqlStore, alert: Alert) -> dict[str, DeliveryRow]:
     return {d.channel: d for d in await store.deliveries(alert.id)}
+
+
+# -- schema -----------------------------------------------------------------
+
+
+async def test_old_schema_sqlite_file_is_refused(tmp_path: Path) -> None:
+    """A SQLite file from before schema_info (only a `feeds` table) is refused with advice."""
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    old = SqlStore(url)
+    async with old.engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE feeds (id VARCHAR(200) PRIMARY KEY, url TEXT)"))
+    await old.close()
+    store = SqlStore(url)
+    try:
+        with pytest.raises(StorageError) as caught:
+            await store.init()
+        async with store.engine.connect() as conn:
+            tables = {r[0] for r in await conn.execute(
+                text("SELECT name FROM sqlite_master WHERE type = 'table'"))}
+    finally:
+        await store.close()
+    message = str(caught.value)
+    assert "schema version 0" in message and f"needs {SCHEMA_VERSION}" in message
+    assert "point database_url at a new one" in message
+    assert caught.value.user_error
+    assert tables == {"feeds"}  # nothing was created in the refused file
+
+
+async def test_old_schema_postgresql_is_refused() -> None:
+    """On PostgreSQL too, a database with only an old `feeds` table is refused."""
+    store = await _pg_or_skip()
+    try:
+        await _drop_all(store)
+        async with store.engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE feeds (id VARCHAR(200) PRIMARY KEY, url TEXT)"))
+        with pytest.raises(StorageError, match="point database_url at a new one"):
+            await store.init()
+    finally:
+        try:
+            await _drop_all(store)
+        finally:
+            await store.close()
+
+
+async def test_reopening_a_current_database_is_accepted(tmp_path: Path) -> None:
+    """A database created by this version opens again, keeping one schema_info row."""
+    url = f"sqlite:///{tmp_path / 't.db'}"
+    for _ in range(2):
+        s = SqlStore(url)
+        await s.init()
+        async with s.engine.connect() as conn:
+            versions = [r[0] for r in await conn.execute(text("SELECT version FROM schema_info"))]
+        await s.close()
+        assert versions == [SCHEMA_VERSION]
 
 
 # -- feeds ------------------------------------------------------------------
@@ -209,42 +330,251 @@ async def test_add_entries_idempotent_across_restart(tmp_path: Path) -> None:
         await second.close()
 
 
-async def test_unprocessed_entries_until_processed(store: SqlStore) -> None:
-    """Entries stay unprocessed until record_processed marks them done."""
+async def test_unprocessed_entries_until_outcome_recorded(store: SqlStore) -> None:
+    """Entries stay unprocessed until record_outcomes records them."""
     await store.sync_feeds(FEEDS, NOW)
     stored = await store.add_entries([make_entry(1), make_entry(2)], NOW)
     pending = await store.unprocessed_entries(limit=10)
     assert [s.id for s in pending] == [s.id for s in stored]
     assert pending[0].entry == stored[0].entry
-    assert await store.record_processed(stored[0].id, [], NOW) == []
+    assert pending[0].fetched_at == NOW
+    assert await store.record_outcomes([outcome(stored[0])], NOW) == []
     assert [s.id for s in await store.unprocessed_entries(limit=10)] == [stored[1].id]
-    await store.record_processed(stored[1].id, [], NOW)
+    await store.record_outcomes([outcome(stored[1])], NOW)
     assert await store.unprocessed_entries(limit=10) == []
 
 
-async def test_record_processed_creates_alert_and_deliveries(store: SqlStore) -> None:
-    """An alert with two channels is stored with one pending delivery per channel."""
+async def test_record_entry_error_marks_processed(store: SqlStore) -> None:
+    """An entry that cannot be processed is marked done and no longer pending."""
     await store.sync_feeds(FEEDS, NOW)
     [stored] = await store.add_entries([make_entry(1)], NOW)
-    alert = make_alert(stored.entry)
-    assert await store.record_processed(stored.id, [alert], NOW) == [alert]
-    assert await store.alerts() == [alert]
-    rows = await _deliveries(store, alert)
+    await store.record_entry_error(stored.id, "ValueError: bad text", NOW)
+    assert await store.unprocessed_entries(limit=10) == []
+
+
+# -- outcomes and alerts ----------------------------------------------------
+
+
+async def test_record_outcomes_creates_alert_and_deliveries(store: SqlStore) -> None:
+    """A match with two channels stores one fired alert with one pending delivery per channel."""
+    await store.sync_feeds(FEEDS, NOW)
+    [stored] = await store.add_entries([make_entry(1)], NOW)
+    rule = rule_spec()
+    [change] = await store.record_outcomes([outcome(stored, rule)], NOW)
+    assert (change.state, change.notify, change.rule_id, change.entry_id) == \
+        ("new", True, "geneva-talks", stored.id)
+    expected = dataclasses.replace(make_alert(stored.entry, rule, stored.id), state="fired")
+    assert change.alert == expected
+    assert await store.alerts() == [expected]
+    rows = await _deliveries(store, expected)
     assert set(rows) == {"a", "b"}
-    assert all(r.state == "pending" and r.attempts == 0 for r in rows.values())
+    assert all(r.state == "pending" and r.attempts == 0 and r.revision == 0
+               for r in rows.values())
+    [match] = await store.matches()
+    assert (match.rule_id, match.entry_id, match.state, match.alert_id) == \
+        ("geneva-talks", stored.id, "new", expected.id)
+    assert match.entry_title == stored.entry.title
 
 
-async def test_record_processed_is_idempotent(store: SqlStore) -> None:
-    """Recording the same alert again returns [] and creates no new delivery rows."""
+async def test_record_outcomes_is_idempotent(store: SqlStore) -> None:
+    """Recording the same outcome again creates no alert, match or delivery."""
     await store.sync_feeds(FEEDS, NOW)
     [stored] = await store.add_entries([make_entry(1)], NOW)
-    alert = make_alert(stored.entry)
-    await store.record_processed(stored.id, [alert], NOW)
+    same = outcome(stored, rule_spec())
+    await store.record_outcomes([same], NOW)
     before = await store.deliveries()
-    assert await store.record_processed(stored.id, [alert], NOW + timedelta(minutes=1)) == []
+    alerts_before = await store.alerts()
+    again = await store.record_outcomes([same], NOW + timedelta(minutes=1))
+    assert all(not c.notify and c.state != "new" for c in again)
     assert await store.deliveries() == before
     assert len(before) == 2
-    assert len(await store.alerts()) == 1
+    assert [a.id for a in await store.alerts()] == [a.id for a in alerts_before]
+    assert [(a.sources, a.revision) for a in await store.alerts()] == \
+        [(a.sources, a.revision) for a in alerts_before]
+    assert len(await store.matches()) == 1
+    assert await store.unprocessed_entries(limit=10) == []
+
+
+async def test_record_outcomes_is_idempotent_for_notify_rules(store: SqlStore) -> None:
+    """With on_update: notify, re-recording the same outcome sends no update either."""
+    await store.sync_feeds(FEEDS, NOW)
+    [stored] = await store.add_entries([make_entry(1)], NOW)
+    same = outcome(stored, rule_spec(on_update="notify"))
+    await store.record_outcomes([same], NOW)
+    before = await store.deliveries()
+    again = await store.record_outcomes([same], NOW + timedelta(minutes=1))
+    assert not any(c.notify for c in again)
+    assert await store.deliveries() == before
+    assert [a.revision for a in await store.alerts()] == [0]
+
+
+async def test_record_outcomes_twice_files_the_fingerprint_once(store: SqlStore) -> None:
+    """Re-recording an entry (e.g. resumed after a crash) does not file its bands twice."""
+    await store.sync_feeds(FEEDS, NOW)
+    [stored] = await store.add_entries([make_entry(1)], NOW)
+    same = outcome(stored, with_fingerprint=True)
+    assert same.fingerprint is not None
+    await store.record_outcomes([same], NOW)
+    await store.record_outcomes([same], NOW)
+    async with store.engine.connect() as conn:
+        filed = (await conn.execute(text("SELECT count(*) FROM story_bands"))).scalar()
+    assert filed == len(same.fingerprint.bands)
+
+
+async def test_second_copy_of_a_story_updates_the_alert(store: SqlStore) -> None:
+    """Another feed's copy of the story adds a source to the one alert; silent: no delivery."""
+    await store.sync_feeds(FEEDS, NOW)
+    first, second = await store.add_entries([make_entry(1), make_entry(1, "bbc-europe")], NOW)
+    rule = rule_spec()
+    await store.record_outcomes([outcome(first, rule)], NOW)
+    [change] = await store.record_outcomes(
+        [outcome(second, rule, story_id=first.id)], NOW + timedelta(minutes=5))
+    assert (change.state, change.notify) == ("update", False)
+    [alert] = await store.alerts()
+    assert [s["feed"] for s in alert.sources] == ["reuters-world", "bbc-europe"]
+    assert alert.revision == 0
+    assert alert.last_seen == NOW + timedelta(minutes=5)
+    assert len(await store.deliveries()) == 2
+    assert {m.state for m in await store.matches()} == {"new", "update"}
+
+
+async def test_update_with_notify_adds_a_revision_per_channel(store: SqlStore) -> None:
+    """With on_update: notify, a later copy raises the revision and queues it on every channel."""
+    await store.sync_feeds(FEEDS, NOW)
+    first, second = await store.add_entries([make_entry(1), make_entry(1, "bbc-europe")], NOW)
+    rule = rule_spec(on_update="notify")
+    await store.record_outcomes([outcome(first, rule)], NOW)
+    [change] = await store.record_outcomes([outcome(second, rule, story_id=first.id)], NOW)
+    assert (change.state, change.notify) == ("update", True)
+    assert change.alert is not None and change.alert.revision == 1
+    rows = sorted((d.channel, d.revision, d.state) for d in await store.deliveries())
+    assert rows == [("a", 0, "pending"), ("a", 1, "pending"),
+                    ("b", 0, "pending"), ("b", 1, "pending")]
+    pending = await store.pending_deliveries(max_attempts=3, limit=10)
+    assert sorted(p.alert.revision for p in pending) == [0, 0, 1, 1]
+    assert {len(p.alert.sources) for p in pending} == {2}
+
+
+async def test_threshold_below_then_reached(store: SqlStore) -> None:
+    """Below a threshold a match is recorded without an alert; the third source fires it."""
+    await store.sync_feeds([*FEEDS, Feed("afp", "https://afp.example.com/rss")], NOW)
+    stored = await store.add_entries(
+        [make_entry(1), make_entry(1, "bbc-europe"), make_entry(1, "afp")], NOW)
+    rule = rule_spec(threshold={"count": 3, "window": "6h", "distinct": "source"})
+    changes = await store.record_outcomes(
+        [outcome(s, rule, story_id=stored[0].id) for s in stored[:2]], NOW)
+    assert [(c.state, c.alert) for c in changes] == [("below-threshold", None)] * 2
+    assert await store.alerts() == [] and await store.deliveries() == []
+    [change] = await store.record_outcomes([outcome(stored[2], rule, story_id=stored[0].id)], NOW)
+    assert change.state == "new"
+    assert len(await store.alerts()) == 1 and len(await store.deliveries()) == 2
+    states = sorted(m.state for m in await store.matches(rule_id="geneva-talks"))
+    assert states == ["below-threshold", "below-threshold", "new"]
+
+
+async def test_dedupe_suppresses_second_story(store: SqlStore) -> None:
+    """A second story with the same dedupe key within the window is recorded as deduped."""
+    await store.sync_feeds(FEEDS, NOW)
+    one, two = await store.add_entries([make_entry(3), make_entry(1)], NOW)
+    rule = rule_spec(dedupe={"key": ["rule"], "window": "24h"})
+    [first] = await store.record_outcomes([outcome(one, rule)], NOW)
+    [second] = await store.record_outcomes([outcome(two, rule)], NOW)
+    assert first.state == "new"
+    assert (second.state, second.notify, second.alert) == ("deduped", False, None)
+    assert len(await store.alerts()) == 1 and len(await store.deliveries()) == 2
+    [deduped] = await store.matches(state="deduped")
+    assert first.alert is not None and deduped.alert_id == first.alert.id
+
+
+async def test_silenced_alert_is_recorded_never_delivered(store: SqlStore) -> None:
+    """An active silence records the alert as silenced, with no delivery."""
+    await store.sync_feeds(FEEDS, NOW)
+    [stored] = await store.add_entries([make_entry(1)], NOW)
+    await store.add_silence(Silence(0, "geneva-talks", None, None, "maintenance",
+                                    NOW - timedelta(hours=1), NOW + timedelta(hours=1)))
+    [change] = await store.record_outcomes([outcome(stored, rule_spec())], NOW)
+    assert (change.state, change.notify) == ("silenced", False)
+    [alert] = await store.alerts()
+    assert alert.state == "silenced"
+    assert await store.deliveries() == []
+
+
+# -- silences ---------------------------------------------------------------
+
+
+async def test_silences_add_list_expire(store: SqlStore) -> None:
+    """A silence is listed while active; expiring it ends it once; --all still shows it."""
+    made = await store.add_silence(Silence(0, None, "diplomacy", None, "summit week",
+                                           NOW, NOW + timedelta(hours=8)), "analyst")
+    assert made.id > 0 and made.tag == "diplomacy"
+    assert [s.id for s in await store.silences(NOW)] == [made.id]
+    assert await store.silences(NOW + timedelta(hours=9)) == []
+    assert await store.expire_silence(made.id, NOW + timedelta(hours=1)) is True
+    assert await store.expire_silence(made.id, NOW + timedelta(hours=1)) is False
+    assert await store.silences(NOW + timedelta(hours=2)) == []
+    [kept] = await store.silences(NOW + timedelta(hours=2), include_expired=True)
+    assert kept.expires_at == NOW + timedelta(hours=1)
+
+
+# -- stories ----------------------------------------------------------------
+
+
+async def test_story_candidates_by_band_and_link(store: SqlStore) -> None:
+    """A recorded entry is a story candidate by its bands or its link, within the window."""
+    await store.sync_feeds(FEEDS, NOW)
+    [stored] = await store.add_entries([make_entry(1)], NOW)
+    recorded = outcome(stored, with_fingerprint=True)
+    await store.record_outcomes([recorded], NOW)
+    assert recorded.fingerprint is not None
+    by_band = await store.story_candidates(recorded.fingerprint.bands[:1], [], NOW)
+    assert [(c.entry_id, c.story_id) for c in by_band] == [(stored.id, stored.id)]
+    assert by_band[0].signature == recorded.fingerprint.signature
+    by_link = await store.story_candidates([], [stored.entry.link], NOW)
+    assert [c.entry_id for c in by_link] == [stored.id]
+    assert await store.story_candidates(recorded.fingerprint.bands, [stored.entry.link],
+                                        NOW + timedelta(minutes=1)) == []
+
+
+# -- retention --------------------------------------------------------------
+
+
+async def test_prune_blanks_old_text_but_keeps_rows(store: SqlStore) -> None:
+    """prune drops old entries' text, analysis and bands, keeps their rows and dedup keys."""
+    await store.sync_feeds(FEEDS, NOW)
+    old = await store.add_entries([make_entry(1), make_entry(2)], NOW - timedelta(days=40))
+    new = await store.add_entries([make_entry(3)], NOW)
+    await store.record_outcomes([outcome(s, with_fingerprint=True) for s in [*old, *new]], NOW)
+    fp = fingerprint(old[0].entry.document(), SIMILARITY)
+    assert await store.prune(NOW - timedelta(days=30)) == 2
+    assert await store.prune(NOW - timedelta(days=30)) == 0  # nothing left to blank
+    assert await store.count_entries() == 3
+    assert await store.add_entries([make_entry(1), make_entry(2)], NOW) == []
+    kept = {b.id: b for b in await store.backtest_entries(NOW - timedelta(days=60))}
+    assert kept[new[0].id].entry.summary == new[0].entry.summary
+    assert kept[new[0].id].analysis == b"analysis"
+    for s in old:
+        if s.id in kept:  # whatever is listed has lost its body and analysis
+            assert (kept[s.id].entry.summary, kept[s.id].analysis) == ("", None)
+    candidates = await store.story_candidates(fp.bands, [], NOW - timedelta(days=60))
+    assert old[0].id not in {c.entry_id for c in candidates}
+
+
+async def test_prune_leaves_unprocessed_entries(store: SqlStore) -> None:
+    """An old entry not yet processed keeps its text until it has been processed."""
+    await store.sync_feeds(FEEDS, NOW)
+    [stored] = await store.add_entries([make_entry(1)], NOW - timedelta(days=40))
+    assert await store.prune(NOW - timedelta(days=30)) == 0
+    [pending] = await store.unprocessed_entries(limit=10)
+    assert pending.entry.summary == stored.entry.summary
+
+
+async def test_backtest_skips_pruned_entries(store: SqlStore) -> None:
+    """backtest_entries lists only entries whose text is still kept, not pruned ones."""
+    await store.sync_feeds(FEEDS, NOW)
+    old = await store.add_entries([make_entry(1)], NOW - timedelta(days=40))
+    await store.record_outcomes([outcome(s) for s in old], NOW)
+    await store.prune(NOW - timedelta(days=30))
+    assert await store.backtest_entries(NOW - timedelta(days=60)) == []
 
 
 # -- deliveries -------------------------------------------------------------
@@ -253,9 +583,9 @@ async def test_record_processed_is_idempotent(store: SqlStore) -> None:
 async def _one_alert(store: SqlStore) -> Alert:
     await store.sync_feeds(FEEDS, NOW)
     [stored] = await store.add_entries([make_entry(1)], NOW)
-    alert = make_alert(stored.entry)
-    await store.record_processed(stored.id, [alert], NOW)
-    return alert
+    [change] = await store.record_outcomes([outcome(stored, rule_spec())], NOW)
+    assert change.alert is not None
+    return change.alert
 
 
 async def test_pending_deliveries_carry_the_alert(store: SqlStore) -> None:
@@ -292,6 +622,17 @@ async def test_record_delivery_failed_retries_until_max_attempts(store: SqlStore
     assert "a" in {p.channel for p in await store.pending_deliveries(4, 10)}
 
 
+async def test_failed_delivery_waits_for_its_retry_time(store: SqlStore) -> None:
+    """A failed delivery with retry_at is not due before then, and due after."""
+    await _one_alert(store)
+    target = next(p for p in await store.pending_deliveries(3, 10) if p.channel == "a")
+    retry = NOW + timedelta(seconds=30)
+    await store.record_delivery(target.id, ok=False, detail="HTTP 503", now=NOW, retry_at=retry)
+    soon = {p.channel for p in await store.pending_deliveries(3, 10, now=NOW)}
+    later = {p.channel for p in await store.pending_deliveries(3, 10, now=retry)}
+    assert (soon, later) == ({"b"}, {"a", "b"})
+
+
 async def test_record_delivery_dead_is_not_pending(store: SqlStore) -> None:
     """A dead delivery is marked dead and never pending again, whatever max_attempts."""
     alert = await _one_alert(store)
@@ -300,57 +641,3 @@ async def test_record_delivery_dead_is_not_pending(store: SqlStore) -> None:
     row = (await _deliveries(store, alert))["b"]
     assert (row.state, row.last_error) == ("dead", "HTTP 400")
     assert [p.channel for p in await store.pending_deliveries(100, 10)] == ["a"]
-
-
-# -- PostgreSQL -------------------------------------------------------------
-
-
-async def _drop_all(store: SqlStore) -> None:
-    async with store.engine.begin() as conn:
-        await conn.run_sync(metadata.drop_all)
-
-
-@pytest.fixture
-async def pg_store() -> AsyncIterator[SqlStore]:
-    s = SqlStore(PG_URL)
-    try:
-        async with s.engine.connect():
-            pass
-    except Exception as exc:  # any failure to connect means: no PostgreSQL here
-        await s.engine.dispose()
-        pytest.skip(f"PostgreSQL at {PG_URL} is not reachable: {type(exc).__name__}: {exc}")
-    try:
-        await _drop_all(s)
-        await s.init()
-        yield s
-    finally:
-        try:
-            await _drop_all(s)
-        finally:
-            await s.close()
-
-
-async def test_pg_add_entries_returns_only_new(pg_store: SqlStore) -> None:
-    """On PostgreSQL, adding the same entries twice returns them once, then nothing."""
-    await pg_store.sync_feeds(FEEDS, NOW)
-    entries = [make_entry(1), make_entry(2), make_entry(1, "bbc-europe")]
-    first = await pg_store.add_entries(entries, NOW)
-    assert {s.entry for s in first} == set(entries)
-    assert await pg_store.add_entries(entries, NOW + timedelta(minutes=5)) == []
-    assert [s.entry for s in await pg_store.add_entries([make_entry(3), make_entry(1)], NOW)] \
-        == [make_entry(3)]
-    assert await pg_store.count_entries() == 4
-
-
-async def test_pg_record_processed_is_idempotent(pg_store: SqlStore) -> None:
-    """On PostgreSQL, re-recording an alert returns [] and adds no delivery rows."""
-    await pg_store.sync_feeds(FEEDS, NOW)
-    [stored] = await pg_store.add_entries([make_entry(1)], NOW)
-    alert = make_alert(stored.entry)
-    assert await pg_store.record_processed(stored.id, [alert], NOW) == [alert]
-    before = await pg_store.deliveries()
-    assert sorted((d.channel, d.state) for d in before) == [("a", "pending"), ("b", "pending")]
-    assert await pg_store.record_processed(stored.id, [alert], NOW + timedelta(minutes=1)) == []
-    assert await pg_store.deliveries() == before
-    assert await pg_store.alerts() == [alert]
-    assert await pg_store.unprocessed_entries(limit=10) == []

@@ -16,6 +16,7 @@ from ingest.nlp.gazetteer import Gazetteer
 from ingest.nlp.titles import (
     countries_in,
     country_of,
+    list_before,
     list_patterns,
     modifier_before,
 )
@@ -65,11 +66,10 @@ def _countries(text: str, m: re.Match[str], gaz: Gazetteer) -> tuple[int, int, t
     if gaz.country_words is None:
         return start, end, ()
     if m.group("plural"):
-        pre, post = list_patterns(gaz.country_words.pattern)
-        found = pre.search(before)
+        found = list_before(before, gaz)
         if found:
             return start - (len(before) - found.start(1)), end, countries_in(found.group(1), gaz)
-        found = post.match(text, end)
+        found = list_patterns(gaz.country_words.pattern)[1].match(text, end)
         if found:
             return start, found.end(1), countries_in(found.group(1), gaz)
         return start, end, ()

@@ -37,6 +37,7 @@ _REPORTING = re.compile(
 # "X, the former defence minister", "X, who was defence minister": the title is X's.
 _APPOSITION = re.compile(
     rf"^\s*,\s*(?:(?:the|his|her|its|a|who\s+is|now)\s+)?{QUALIFIERS}$", re.IGNORECASE)
+_LIST_GOES_ON = re.compile(r",?\s+(?:and|or)\s")
 _HONORIFIC = re.compile(rf"\b(?:{'|'.join(HONORIFICS)})\.?\s+$", re.IGNORECASE)
 
 SentenceOf = Callable[[int], int]  # character offset -> sentence index
@@ -50,9 +51,22 @@ class _Name:
     target: AliasTarget
 
 
+# Zero-width characters that wire copy puts inside names ("Keir \u200cStarmer"): read
+# as spaces, which keeps every offset.
+_ZERO_WIDTH = str.maketrans(dict.fromkeys("\u200b\u200c\u200d\u2060\ufeff", " "))
+
+
 def extract_mentions(text: str, sentences: Sequence[tuple[int, int]], ner: Sequence[NerSpan],
                      gaz: Gazetteer, on: date) -> tuple[Mention, ...]:
     """Every entity mention in ``text``, judged on the date ``on``."""
+    found = _extract(text.translate(_ZERO_WIDTH), sentences, ner, gaz, on)
+    if not any(c in text for c in "\u200b\u200c\u200d\u2060\ufeff"):
+        return found
+    return tuple(replace(m, text=text[m.start:m.end]) for m in found)
+
+
+def _extract(text: str, sentences: Sequence[tuple[int, int]], ner: Sequence[NerSpan],
+             gaz: Gazetteer, on: date) -> tuple[Mention, ...]:
     starts = [s for s, _ in sentences] or [0]
 
     def sent(pos: int) -> int:
@@ -143,6 +157,8 @@ def _mention_for_name(text: str, n: _Name, gaz: Gazetteer, on: date, ner: Sequen
         # a different full name around the same family name ("Zhang Wei") is someone else.
         for s, e, label in ner:
             if label == "PERSON" and s <= start and end <= e and (s, e) != (start, end):
+                if e == end and _is_title(text[s:start], gaz):
+                    continue  # spaCy's "PM Starmer": a title and the surname
                 if _same_person(text[s:e], entity.name, entity.aliases):
                     start, end = s, e
                 elif s == n.start and entity.country not in FAMILY_NAME_FIRST:
@@ -153,6 +169,16 @@ def _mention_for_name(text: str, n: _Name, gaz: Gazetteer, on: date, ner: Sequen
                    id=entity.id, country=_country_on(gaz, entity.id, on),
                    roles=_roles_on(gaz, entity.id, on),
                    source="gazetteer")
+
+
+def _is_title(words: str, gaz: Gazetteer) -> bool:
+    """Whether ``words`` are only a role title, possibly with a country: "PM ", "US President "."""
+    words = words.strip()
+    if not words or gaz.titles is None:
+        return False
+    found = gaz.titles.search(words)
+    return found is not None and found.end() == len(words) and (
+        found.start() == 0 or modifier_before(words[:found.start()], gaz) is not None)
 
 
 # A known name inside a longer name of these kinds is part of that name:
@@ -183,11 +209,17 @@ def _surname_in_context(text: str, n: _Name, ner: Sequence[NerSpan]) -> bool:
         return True
     if label in _NOT_A_NAME:  # "until May": a month, not Theresa May
         return False
+    if any(s <= n.start and n.end <= e and (s, e) != (n.start, n.end) and (
+            lab in _THING_NAMES or (lab == "ORG" and s < n.start)) for s, e, lab in ner):
+        return False  # part of a building's, law's or thing's name: "the Kennedy Center"
     # spaCy's small model often calls an unfamiliar surname a place ("Austin and Blinken
     # met"): believe it only when the words around it say place ("in Austin", "Austin, Texas").
     return not (_place_follows(text, n.end, ner) or _PLACE_BEFORE.search(text[:n.start]))
 
 
+# (An organisation's name is not enough: spaCy reads a title-case headline that starts
+# with a surname, "Macron Pledges Air Defence", as one.)
+_THING_NAMES = frozenset({"FAC", "WORK_OF_ART", "EVENT", "LAW", "PRODUCT"})
 _NOT_A_NAME = frozenset({"DATE", "TIME", "MONEY", "PERCENT", "CARDINAL", "ORDINAL", "QUANTITY"})
 _PLACE_BEFORE = re.compile(
     r"\b(?:in|at|from|(?<!spoke\s)(?<!spoken\s)(?<!speak\s)(?<!speaks\s)(?<!talked\s)"
@@ -223,6 +255,9 @@ def _apply_titles(text: str, mentions: list[Mention], ner: Sequence[NerSpan], ga
         if t.plural:
             out.extend(_plural_holders(text, out, t, gaz, sent))
             continue
+        if any(m.source == "gazetteer" and m.start == t.title_start
+               and fold(m.name).startswith(t.folded) for m in out):
+            continue  # a given name, not a title: "Amir Hatami", "Pope Francis"
         holder = _holder_index(text, out, t, sent)
         person = out[holder] if holder is not None else None
         gap = text[t.end:person.start] if person is not None and person.start >= t.end else \
@@ -316,8 +351,8 @@ def _holder_index(text: str, mentions: list[Mention], t: Title, sent: SentenceOf
     for i, m in enumerate(mentions):
         if m.label == "PERSON" and m.source == "gazetteer" and m.start <= t.title_start < m.end:
             return i  # the title is part of a known name: "King Charles", "Emperor Naruhito"
-        if m.label == "PERSON" and m.source == "ner" and m.start < t.title_end < m.end \
-                and m.start <= t.title_start + 1:
+        if m.label == "PERSON" and m.source == "ner" and t.start <= m.start <= t.title_start \
+                and t.title_end < m.end:
             start = t.title_end + len(gap_after(text, t.title_end))
             if start < m.end:
                 name = text[start:m.end]
@@ -331,6 +366,8 @@ def _holder_index(text: str, mentions: list[Mention], t: Title, sent: SentenceOf
             if "," in gap and _REPORTING.match(text, m.end):
                 continue  # "... with China's defence minister, Austin said": the speaker
             return i
+    if _LIST_GOES_ON.match(text, t.end):
+        return None  # "about Starmer, the King and Iran": a list, not an apposition
     for i, m in enumerate(mentions):
         if m.label == "PERSON" and m.source != "title" and m.end <= t.start \
                 and _APPOSITION.match(text[m.end:t.start]):

@@ -36,8 +36,12 @@ _HOLDER_WORDS = (r"acting|new|newly[\s-]+(?:appointed|elected|named)|outgoing|ca
                  r"current|incumbent|sitting|long-?time|long-serving|top")
 _QUALIFIER = rf"(?:{_NOT_HOLDER_WORDS}|{_HOLDER_WORDS})"
 QUALIFIERS = rf"(?i:(?:{_QUALIFIER}[\s-]+){{0,3}})"  # up to three, in any case
-_NOT_HOLDER = re.compile(rf"\b(?P<word>{_NOT_HOLDER_WORDS})\b[\s-]*(?:{_QUALIFIER}[\s-]+)*$",
+# "former Russian", "ex-Pakistan PM": a country word may come between.
+_NOT_HOLDER = re.compile(rf"\b(?P<word>{_NOT_HOLDER_WORDS})\b[\s-]*"
+                         rf"(?-i:[A-Z][\w.]*{POSSESSIVE}[\s-]+)?(?:{_QUALIFIER}[\s-]+)*$",
                          re.IGNORECASE)
+_REGION_BEFORE = re.compile(r"\b(?:Latin|North|South|Central|East|West|Southeast|Native|"
+                            r"Pan|Anglo|Afro|Sub-Saharan)[\s-]$")
 _MODIFIER_GAP = re.compile(rf"{POSSESSIVE}\s+{QUALIFIERS}")
 
 # Honorifics and ranks between a title and the name: "Defence Minister Brig. Gen. Aziz
@@ -151,6 +155,8 @@ def _after(text: str, pos: int, folded: str, gaz: Gazetteer) -> tuple[int, str |
     cm = gaz.country_words.match(text, pos + after.end()) if gaz.country_words else None
     code = country_of(cm.group(0), gaz) if cm else None
     if cm and code and after.group(1) == "of":
+        if re.match(r"'s|’s", text[cm.end():]):
+            return pos, None, True  # "the president of France's football federation"
         return cm.end(), code, False
     return pos, None, _other_after(after.group(1), text[pos + after.end():])
 
@@ -160,7 +166,8 @@ def _not_holder(text: str, pos: int, folded: str) -> bool:
     if found is None:
         return False
     # "Under Secretary of Defense" is a lesser office; "under President Putin" is not.
-    return fold(found.group("word")) != "under" or folded.startswith("secretary")
+    return fold(found.group("word")) != "under" or (
+        folded.startswith("secretary") and fold(found.group(0)).strip(" -") == "under")
 
 
 def _other_after(word: str, rest: str) -> bool:
@@ -212,6 +219,16 @@ def list_patterns(words: str) -> tuple[re.Pattern[str], re.Pattern[str]]:
             re.compile(rf"\s+(?:of|from)\s+({joined})"))
 
 
+def list_before(before: str, gaz: Gazetteer) -> re.Match[str] | None:
+    """A list of country words ending right before a plural title or "counterparts"."""
+    if gaz.country_words is None:
+        return None
+    found = list_patterns(gaz.country_words.pattern)[0].search(before)
+    if found is None or _REGION_BEFORE.search(before, 0, found.start(1)):
+        return None  # "Latin American leaders"
+    return found
+
+
 def countries_in(words: str, gaz: Gazetteer) -> tuple[str, ...]:
     if gaz.country_words is None:
         return ()
@@ -226,12 +243,13 @@ def _plural_title(text: str, m: re.Match[str], ner: Sequence[NerSpan], gaz: Gaze
     codes: tuple[str, ...] = ()
     start, end = m.start(), m.end()
     if gaz.country_words is not None:
-        pre, post = list_patterns(gaz.country_words.pattern)
-        found = pre.search(before)
+        found = list_before(before, gaz)
         if found:
             start = m.start() - (len(before) - found.start(1))
         else:
-            found = post.match(text, m.end())
+            found = list_patterns(gaz.country_words.pattern)[1].match(text, m.end())
+            if found and re.search(r"(?:'s|’s)$", found.group(1)):
+                found = None  # "leaders of France's far-right party": not France's leaders
             if found:
                 end = found.end(1)
         if found:
@@ -248,6 +266,8 @@ def modifier_before(before: str, gaz: Gazetteer) -> tuple[int, str] | None:
         return None
     best = None
     for m in gaz.country_words.finditer(before):
+        if _REGION_BEFORE.search(before, 0, m.start()):
+            continue  # "Latin American leaders" are not American
         if _MODIFIER_GAP.fullmatch(before, m.end()):
             code = country_of(m.group(0), gaz)
             if code:

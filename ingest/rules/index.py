@@ -85,13 +85,12 @@ def chunks(text: str) -> list[str]:
     return [fold_case(run) for run in _ALNUM.findall(text)]
 
 
-def term_key(term: str) -> str | None:
-    """The key a keyword or phrase term needs: its longest chunk, when long enough."""
+def term_anchors(term: str) -> Anchors:
+    """A keyword or phrase term needs each of its words long enough to count, longest first."""
     if _IOTA_CLASS.intersection(term):
-        return None
-    found = chunks(term)
-    best = max(found, key=len, default="")
-    return "w:" + best if len(best) >= MIN_CHUNK else None
+        return ()
+    found = sorted({c for c in chunks(term) if len(c) >= MIN_CHUNK}, key=lambda c: (-len(c), c))
+    return tuple(frozenset({"w:" + c}) for c in found)
 
 
 # -- the anchors of a rule ------------------------------------------------------------
@@ -113,8 +112,9 @@ def anchors(node: object) -> Anchors:
     if isinstance(node, PatternLeaf):
         return _pattern(node)
     if isinstance(node, LemmaLeaf):
-        return _clause([*("s:" + w for w in node.words),
-                        *("s:" + _rarest(seq) for seq in node.sequences if seq)])
+        return _union_of_one_each([*((frozenset({"s:" + w}),) for w in node.words),
+                                    *(_dedupe(frozenset({"s:" + w}) for w in seq)
+                                      for seq in node.sequences)])
     if isinstance(node, EntityLeaf):
         return _entity(node)
     if isinstance(node, SourceLeaf):
@@ -141,18 +141,20 @@ def _any(children: Sequence[object]) -> Anchors:
     return _union_of_one_each(anchors(child) for child in children)
 
 
-def _union_of_one_each(alternatives: Iterable[Anchors]) -> Anchors:
-    """What one of several alternatives needs: a clause from each, united (all of one)."""
+def _union_of_one_each(alternatives: Iterable[Anchors], most: int = 3) -> Anchors:
+    """What one of several alternatives needs (each needs all of its clauses).
+
+    Clause j takes each alternative's j-th most selective clause (cycling): any one
+    clause of each alternative makes a valid clause of the union.
+    """
     options = list(alternatives)
     if len(options) == 1:
         return options[0]
-    keys: set[str] = set()
-    for found in options:
-        if not found:
-            return ()
-        best: Clause = min(found, key=clause_cost)
-        keys |= best
-    return _clause(keys)
+    if not options or not all(options):
+        return ()
+    ranked = [sorted(found, key=clause_cost) for found in options]
+    width = min(most, max(len(r) for r in ranked))
+    return _dedupe(frozenset().union(*(r[j % len(r)] for r in ranked)) for j in range(width))
 
 
 def _pattern(leaf: PatternLeaf) -> Anchors:
@@ -160,15 +162,8 @@ def _pattern(leaf: PatternLeaf) -> Anchors:
         return _union_of_one_each(regex_anchors(p) for p in leaf.patterns)
     if leaf.kind not in ("keyword", "phrase") or not leaf.terms:
         return ()
-    keys = set()
-    for term in leaf.terms:
-        if not term.split():
-            continue  # an empty term matches nothing (the match would be empty)
-        key = term_key(term)
-        if key is None:
-            return ()
-        keys.add(key)
-    return _clause(keys)
+    # an empty term matches nothing (its match would be empty)
+    return _union_of_one_each(term_anchors(t) for t in leaf.terms if t.split())
 
 
 def regex_anchors(pattern: re.Pattern[str]) -> Anchors:
@@ -292,10 +287,6 @@ def _entity(leaf: EntityLeaf) -> Anchors:
     return tuple(c for c in found if c) or (frozenset({"e:"}),)
 
 
-def _rarest(words: tuple[str, ...]) -> str:
-    return max(words, key=len)
-
-
 def key_prior(key: str) -> float:
     """A rough share of entries holding ``key`` (longer words are rarer)."""
     space, _, value = key.partition(":")
@@ -351,36 +342,42 @@ def _glued_pieces(text: str, cuts: list[int]) -> set[str]:
 
 @dataclass(frozen=True)
 class RuleIndex:
-    """Enabled rules filed under the keys of their most selective clause."""
+    """Enabled rules filed under the keys of their most selective clause.
+
+    Build it once per rule set (at start and on reload) and share it: it is immutable.
+    """
 
     rules: tuple[CompiledRule, ...]  # the enabled rules, in their original order
-    postings: Mapping[str, tuple[int, ...]]  # key -> positions in ``rules``
-    checks: tuple[Anchors, ...]  # per rule: every clause, checked once its key is seen
-    always: tuple[int, ...]  # positions of rules with no anchors: candidates for every entry
+    postings: Mapping[str, frozenset[int]]  # key -> positions in ``rules`` filed under it
+    checks: Mapping[int, Anchors]  # position -> its other clauses, when it has some
+    always: frozenset[int]  # rules with no anchors: candidates for every entry
     regex: bool = False  # whether some anchor is a regex key (documents then need theirs)
 
     @classmethod
     def build(cls, rules: Sequence[CompiledRule]) -> RuleIndex:
         enabled = tuple(r for r in rules if r.spec.enabled)
-        postings: dict[str, list[int]] = {}
-        checks: list[Anchors] = []
-        always: list[int] = []
+        postings: dict[str, set[int]] = {}
+        checks: dict[int, Anchors] = {}
+        always: set[int] = set()
+        regex = False
         for i, rule in enumerate(enabled):
             found = rule_anchors(rule)
-            checks.append(found)
             if not found:
-                always.append(i)
+                always.add(i)
                 continue
-            for key in min(found, key=clause_cost):
-                postings.setdefault(key, []).append(i)
-        regex = any(k[:2] in ("g:", "p:") for found in checks for c in found for k in c)
-        return cls(enabled, MappingProxyType({k: tuple(v) for k, v in postings.items()}),
-                   tuple(checks), tuple(always), regex)
+            filed = min(found, key=clause_cost)
+            for key in filed:
+                postings.setdefault(key, set()).add(i)
+            if len(found) > 1:
+                checks[i] = tuple(c for c in found if c is not filed)
+            regex = regex or any(k[:2] in ("g:", "p:") for c in found for k in c)
+        return cls(enabled, MappingProxyType({k: frozenset(v) for k, v in postings.items()}),
+                   MappingProxyType(checks), frozenset(always), regex)
 
     @property
     def unanchored(self) -> tuple[str, ...]:
-        """Ids of the rules evaluated on every entry (regex-only, ``not``-only, ...)."""
-        return tuple(self.rules[i].id for i in self.always)
+        """Ids of the rules evaluated on every entry (``not``-only, plain regex classes, ...)."""
+        return tuple(self.rules[i].id for i in sorted(self.always))
 
     def candidates(self, analysis: Analysis, feed_id: str) -> tuple[CompiledRule, ...]:
         """In rule order, every enabled rule that can match this entry (and maybe a few more)."""
@@ -388,13 +385,8 @@ class RuleIndex:
 
     def candidates_for(self, keys: frozenset[str]) -> tuple[CompiledRule, ...]:
         """Candidates for a document with these :func:`document_keys`."""
-        chosen = set(self.always)
-        seen: set[int] = set()
-        for key in keys & self.postings.keys():
-            for i in self.postings[key]:
-                if i in seen:
-                    continue
-                seen.add(i)
-                if all(not clause.isdisjoint(keys) for clause in self.checks[i]):
-                    chosen.add(i)
-        return tuple(self.rules[i] for i in sorted(chosen))
+        hit: set[int] = set().union(*map(self.postings.__getitem__, keys & self.postings.keys()))
+        for i in hit & self.checks.keys():
+            if any(clause.isdisjoint(keys) for clause in self.checks[i]):
+                hit.discard(i)
+        return tuple(self.rules[i] for i in sorted(hit | self.always))

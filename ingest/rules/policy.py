@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from ingest.model import Mention, RuleMatch
@@ -52,6 +52,7 @@ class PriorMatch:
     entry_id: int
     feed_id: str
     story_id: int
+    at: datetime | None = None  # None: known to be inside the window ending at the match
 
 
 @dataclass(frozen=True)
@@ -116,13 +117,23 @@ def threshold_met(rule: RuleSpec, event: MatchEvent, window: Iterable[PriorMatch
     if spec is None:
         return True
     prior = [p for p in window if p.entry_id != event.entry_id]
-    if spec.distinct == "source":
-        seen: set[object] = {p.feed_id for p in prior} | {event.feed_id}
-    elif spec.distinct == "story":
-        seen = {p.story_id for p in prior} | {event.story_id}
-    else:
-        seen = {p.entry_id for p in prior} | {event.entry_id}
-    return len(seen) >= spec.count
+    span = timedelta(seconds=spec.window)
+    # Any window of the rule's length holding the match will do, also one that reaches past
+    # it: a slow feed's entry can be published before matches recorded earlier.
+    times = [p.at for p in prior if p.at is not None]
+    starts = {s for s in (event.at - span, event.at, *times, *(t - span for t in times))
+              if event.at - span <= s <= event.at}
+    return any(len(_distinct(spec.distinct, event, [
+        p for p in prior if p.at is None or start <= p.at <= start + span])) >= spec.count
+        for start in starts)
+
+
+def _distinct(kind: str, event: MatchEvent, prior: Sequence[PriorMatch]) -> set[object]:
+    if kind == "source":
+        return {p.feed_id for p in prior} | {event.feed_id}
+    if kind == "story":
+        return {p.story_id for p in prior} | {event.story_id}
+    return {p.entry_id for p in prior} | {event.entry_id}
 
 
 def entity_keys(mentions: Sequence[Mention]) -> frozenset[str]:
@@ -152,7 +163,11 @@ def dedupe_key(rule: RuleSpec, match: RuleMatch, story_id: int, feed_id: str) ->
             out.append(f"source={feed_id}")
         else:
             attr = head.removeprefix("entity.")
-            chosen = sorted({v for m in match.entities if _entity_has(m, attr, value)
+            selected = [m for m in match.entities if _entity_has(m, attr, value)]
+            if attr == "role":  # a title ("defence chiefs") adds no one its country's
+                named = {m.country for m in selected if m.id and m.country}  # holder is not
+                selected = [m for m in selected if m.id or m.country not in named]
+            chosen = sorted({v for m in selected
                              if (v := _entity_value(m, "name" if attr in ("role", "label")
                                                     else attr))})
             out.append(f"{part}={','.join(chosen)}")

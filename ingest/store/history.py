@@ -107,7 +107,7 @@ async def backtest_entries(conn: AsyncConnection, since: datetime,
     query = (select(t.entries).where(t.entries.c.fetched_at >= naive(since))
              .where(t.entries.c.processed_at.is_not(None))
              .where(t.entries.c.story_id.is_not(None))
-             .where(or_(t.entries.c.analysis.is_not(None), t.entries.c.title != ""))
+             .where(t.entries.c.analysis.is_not(None))  # pruned entries have none
              .order_by(t.entries.c.fetched_at, t.entries.c.id))
     if limit is not None:
         query = query.limit(limit)

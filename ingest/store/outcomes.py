@@ -12,9 +12,10 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ingest.model import Entry
 from ingest.rules.alerts import with_source
 from ingest.rules.policy import AlertRef, Decision, History, PriorMatch, Silence, decide
 from ingest.store import schema as t
@@ -44,6 +45,7 @@ async def record_outcomes(conn: AsyncConnection, dialect: str, outcomes: Sequenc
             story_id=out.story_id, canonical_link=out.canonical_link or None,
             signature=out.fingerprint.signature if out.fingerprint else None,
             language=out.language, analysis=out.analysis, processed_at=naive(now)))
+        await conn.execute(delete(t.story_bands).where(t.story_bands.c.entry_id == out.entry_id))
         if out.fingerprint is not None and out.fingerprint.bands:
             await conn.execute(t.story_bands.insert(), [
                 {"entry_id": out.entry_id, "band_key": key, "created_at": naive(now)}
@@ -64,21 +66,24 @@ async def _history(conn: AsyncConnection, p: ProposedMatch,
     story_alert = AlertRef(row.id, row.state, row.revision) if row is not None else None
     window: tuple[PriorMatch, ...] = ()
     if rule.threshold is not None and story_alert is None:
-        since = ev.at - timedelta(seconds=rule.threshold.window)
+        span = timedelta(seconds=rule.threshold.window)
         rows = (await conn.execute(
-            select(t.matches.c.entry_id, t.matches.c.feed_id, t.matches.c.story_id)
+            select(t.matches.c.entry_id, t.matches.c.feed_id, t.matches.c.story_id,
+                   t.matches.c.at)
             .where(t.matches.c.rule_id == ev.rule_id)
-            .where(t.matches.c.at >= naive(since)).where(t.matches.c.at <= naive(ev.at)))).all()
-        window = tuple(PriorMatch(r.entry_id, r.feed_id, r.story_id) for r in rows)
+            .where(t.matches.c.at >= naive(ev.at - span))
+            .where(t.matches.c.at <= naive(ev.at + span)))).all()
+        window = tuple(PriorMatch(r.entry_id, r.feed_id, r.story_id, aware(r.at)) for r in rows)
     dedupe_alert = None
     if rule.dedupe is not None and story_alert is None:
-        since = ev.at - timedelta(seconds=rule.dedupe.window)
+        span = timedelta(seconds=rule.dedupe.window)
         row = (await conn.execute(
             select(t.alerts.c.id, t.alerts.c.state, t.alerts.c.revision)
             .where(t.alerts.c.rule_id == ev.rule_id)
             .where(t.alerts.c.dedupe_key == ev.dedupe_key)
             .where(t.alerts.c.state == "fired")
-            .where(t.alerts.c.at >= naive(since)).where(t.alerts.c.at <= naive(ev.at))
+            .where(t.alerts.c.at >= naive(ev.at - span))
+            .where(t.alerts.c.at <= naive(ev.at + span))
             .order_by(t.alerts.c.at.desc()).limit(1))).first()
         dedupe_alert = AlertRef(row.id, row.state, row.revision) if row is not None else None
     return History(story_alert, window, dedupe_alert, silences)
@@ -88,11 +93,18 @@ async def _record_match(conn: AsyncConnection, dialect: str, out: EntryOutcome,
                         p: ProposedMatch, silences: tuple[Silence, ...],
                         now: datetime) -> AlertChange | None:
     ev = p.event
-    decision = decide(p.rule, ev, await _history(conn, p, silences), now)
+    recorded = (await conn.execute(select(t.matches.c.id)
+                                   .where(t.matches.c.rule_id == ev.rule_id)
+                                   .where(t.matches.c.entry_id == out.entry_id))).first()
+    if recorded is not None:  # recorded before (a retry, or another instance): change nothing
+        return None
+    history = await _history(conn, p, silences)
+    decision = decide(p.rule, ev, history, now)
     alert = None
     if decision.state in ("new", "silenced"):
         alert = dataclasses.replace(p.alert, state="fired" if decision.state == "new"
                                     else "silenced")
+        alert = await _with_window_sources(conn, alert, history, ev.story_id, now)
         inserted = (await conn.execute(
             insert_for(dialect, t.alerts).values(
                 id=alert.id, rule_id=alert.rule_id, entry_id=out.entry_id,
@@ -113,6 +125,21 @@ async def _record_match(conn: AsyncConnection, dialect: str, out: EntryOutcome,
         silence_id=decision.silence_id, dedupe_key=ev.dedupe_key, created_at=naive(now),
         evidence=list(p.alert.evidence)).on_conflict_do_nothing())
     return AlertChange(alert, decision.state, decision.notify, ev.rule_id, out.entry_id)
+
+
+async def _with_window_sources(conn: AsyncConnection, alert: Any, history: History,
+                               story_id: int, now: datetime) -> Any:
+    """The alert with the earlier copies of its story that counted towards its threshold."""
+    ids = sorted({m.entry_id for m in history.window if m.story_id == story_id})
+    if not ids:
+        return alert
+    rows = (await conn.execute(select(t.entries).where(t.entries.c.id.in_(ids))
+                               .order_by(t.entries.c.id))).all()
+    for r in rows:
+        entry = Entry(r.feed_id, r.key, r.title, r.link, r.summary, r.content,
+                      aware(r.published), r.guid)
+        alert = with_source(alert, entry, now, notify=False)
+    return alert
 
 
 async def _update_alert(conn: AsyncConnection, dialect: str, decision: Decision,

@@ -105,9 +105,9 @@ class SqlStore:
                 if version != t.SCHEMA_VERSION:
                     raise StorageError(
                         f"the database {self.url.split('@')[-1]} has schema version {version}; "
-                        f"this version of ingest needs {t.SCHEMA_VERSION}. Keep the old file "
-                        "for reference and point database_url at a new one (in-place "
-                        "migrations come with `ingest db upgrade`).")
+                        f"this version of ingest needs {t.SCHEMA_VERSION}. Keep the old database "
+                        "for reference and point database_url at a new one (this release "
+                        "has no in-place migration).")
             await conn.run_sync(t.metadata.create_all)
             if "schema_info" not in tables:
                 await conn.execute(t.schema_info.insert().values(version=t.SCHEMA_VERSION))
