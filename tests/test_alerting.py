@@ -540,9 +540,7 @@ async def test_dedupe_by_minister_pair(tmp_path: Path, analyzer: Analyzer,
 
 @pytest.mark.parametrize("later", [
     "austin-belousov-chiefs",
-    pytest.param("austin-belousov-titles", marks=pytest.mark.xfail(
-        strict=True, reason="'Pentagon chief' and 'his Russian counterpart' are not resolved to "
-        "the office holders, so the key holds titles, not ids")),
+    "austin-belousov-titles",
 ])
 async def test_dedupe_by_minister_pair_named_by_title(later: str, tmp_path: Path,
                                                       analyzer: Analyzer,

@@ -141,7 +141,22 @@ def test_monarch_alias_is_one_mention(analyzer: Analyzer) -> None:
     """'King Charles' is the gazetteer's Charles III, not also a separate title mention."""
     found = analyzer.analyze(["King Charles hosted the French president."], [ON])[0].mentions
     assert [(m.id, m.country) for m in found if STATE in m.roles] == [
-        ("charles-iii", "GB"), (None, "FR")]
+        ("charles-iii", "GB"), ("emmanuel-macron", "FR")]
+
+
+def test_title_without_a_name_resolves_to_the_holder_on_the_date(analyzer: Analyzer) -> None:
+    """'the Pentagon chief' is whoever held the office that day, per the gazetteer."""
+    def holder(text: str, on: date) -> list[tuple[str | None, str]]:
+        found = analyzer.analyze([text], [on])[0].mentions
+        return [(m.id, m.name) for m in found if DEFENCE in m.roles]
+
+    assert holder("The Pentagon chief flew to Manila.", date(2024, 7, 12)) == [
+        ("lloyd-austin", "Lloyd Austin")]
+    assert holder("The Pentagon chief flew to Manila.", date(2021, 6, 1)) == [
+        ("lloyd-austin", "Lloyd Austin")]
+    # Before the gazetteer's records start, nobody is known: the title stays a title.
+    assert holder("The Pentagon chief flew to Manila.", date(1990, 6, 1)) == [
+        (None, "Pentagon chief")]
 
 
 def test_defense_spelling_is_defence(analyzer: Analyzer) -> None:

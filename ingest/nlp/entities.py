@@ -91,8 +91,23 @@ def _extract(text: str, sentences: Sequence[tuple[int, int]], ner: Sequence[NerS
     mentions = [_person_country(text, m, gaz) for m in mentions]
     mentions = _apply_titles(text, mentions, ner, gaz, sent)
     mentions = counterparts(text, mentions, gaz, sent)
+    mentions = [_resolve_holder(m, gaz, on) for m in mentions]
     mentions.sort(key=lambda m: (m.start, m.end))
     return tuple(mentions)
+
+
+def _resolve_holder(m: Mention, gaz: Gazetteer, on: date) -> Mention:
+    """A title without a name ("the Pentagon chief", "his Russian counterpart") names the
+    one person the gazetteer says held that office for that country on ``on``, if any."""
+    if m.source != "title" or m.id is not None or m.country is None or not m.roles:
+        return m
+    holders = {e.id for e in gaz.entities.values() for r in e.roles
+               if r.role == m.roles[0] and r.active_on(on)
+               and (r.country or e.country) == m.country}
+    if len(holders) != 1:
+        return m
+    holder = gaz.entities[holders.pop()]
+    return replace(m, id=holder.id, name=holder.name)
 
 
 def _find_names(text: str, gaz: Gazetteer) -> list[_Name]:
