@@ -186,7 +186,11 @@ class Analyzer:
         """Run only what ``features`` need from the next batch on (e.g. after a rule reload)."""
         self.features = features
 
-    def analyze(self, texts: Sequence[str], dates: Sequence[date]) -> list[Analysis]:
+    def analyze(self, texts: Sequence[str], dates: Sequence[date],
+                gaz: Gazetteer | None = None) -> list[Analysis]:
+        """Analyse ``texts`` (published on ``dates``) with ``gaz`` (default: the current one);
+        passing the gazetteer pins one for a whole batch while reloads swap ``self.gaz``."""
+        gaz = gaz if gaz is not None else self.gaz
         configure(self.nlp, self.features)  # the model may be shared with another Analyzer
         docs = self.nlp.pipe(texts, batch_size=self.batch_size)
-        return [to_analysis(doc, self.gaz, on) for doc, on in zip(docs, dates, strict=True)]
+        return [to_analysis(doc, gaz, on) for doc, on in zip(docs, dates, strict=True)]

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 
 from ingest.model import Analysis
+from ingest.nlp.gazetteer import Gazetteer
 from ingest.nlp.pipeline import Analyzer
 
 
@@ -24,12 +25,13 @@ class NlpRunner:
         self.analyzer = analyzer
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-nlp")
 
-    async def analyze(self, texts: Sequence[str], dates: Sequence[date]) -> list[Analysis]:
+    async def analyze(self, texts: Sequence[str], dates: Sequence[date],
+                      gaz: Gazetteer | None = None) -> list[Analysis]:
         if not texts:
             return []
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, self.analyzer.analyze, list(texts),
-                                          list(dates))
+                                          list(dates), gaz)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

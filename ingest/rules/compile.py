@@ -72,6 +72,7 @@ class LemmaLeaf:
     sequences: tuple[tuple[str, ...], ...]  # stems of multi-word terms
     describe: str
     path: str = "when"
+    firsts: frozenset[str] = frozenset()  # the first stem of each sequence (a quick filter)
 
 
 @dataclass(frozen=True)
@@ -230,7 +231,7 @@ def _shown(terms: list[str]) -> str:
 def lemma_leaf(terms: list[str], describe: str, path: str) -> LemmaLeaf:
     words = frozenset(stem(t) for t in terms if len(t.split()) == 1)
     seqs = tuple(tuple(stem(w) for w in t.split()) for t in terms if len(t.split()) > 1)
-    return LemmaLeaf(words, seqs, describe, path)
+    return LemmaLeaf(words, seqs, describe, path, frozenset(q[0] for q in seqs))
 
 
 def _compile_action(node: NodeSpec, gaz: Gazetteer | None, path: tuple[str | int, ...],

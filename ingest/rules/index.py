@@ -45,7 +45,7 @@ from ingest.rules.compile import (
 Clause = frozenset[str]  # holds when one of its keys is among the document's keys
 Anchors = tuple[Clause, ...]  # holds when every clause holds; () when nothing is known
 
-MIN_CHUNK = 3  # a keyword anchors on its longest chunk of letters/digits when this long
+MIN_CHUNK = 3  # shorter words anchor a keyword term only when it has no longer one
 PREFIX_MAX = 6  # a regex literal starting a word anchors on at most this many letters
 _ALNUM = re.compile(r"[^\W_]+")  # exactly the characters str.isalnum() accepts
 # The one character that re.IGNORECASE equates with a letter but that is not itself a
@@ -86,11 +86,13 @@ def chunks(text: str) -> list[str]:
 
 
 def term_anchors(term: str) -> Anchors:
-    """A keyword or phrase term needs each of its words long enough to count, longest first."""
+    """A keyword or phrase term needs each of its words of 3+ letters, longest first
+    (of 2 letters when it has no longer one: "SS-20", "UN")."""
     if _IOTA_CLASS.intersection(term):
         return ()
-    found = sorted({c for c in chunks(term) if len(c) >= MIN_CHUNK}, key=lambda c: (-len(c), c))
-    return tuple(frozenset({"w:" + c}) for c in found)
+    words = set(chunks(term))
+    found = {c for c in words if len(c) >= MIN_CHUNK} or {c for c in words if len(c) == 2}
+    return tuple(frozenset({"w:" + c}) for c in sorted(found, key=lambda c: (-len(c), c)))
 
 
 # -- the anchors of a rule ------------------------------------------------------------
@@ -292,8 +294,10 @@ def key_prior(key: str) -> float:
     space, _, value = key.partition(":")
     if space == "l":
         return _LABEL_PRIOR.get(value, 0.3)
-    if space in ("w", "s", "t", "p"):
-        n = len(value)
+    n = len(value)
+    if space == "p":  # a word start is rarer than the same letters anywhere ("g:")
+        return 0.2 if n <= 3 else 0.1 if n <= 5 else 0.04
+    if space in ("w", "s", "t"):
         return 0.5 if n <= 3 else 0.25 if n <= 5 else 0.1 if n <= 7 else 0.04
     return _NAMESPACE_PRIOR.get(space + ":", 0.3)
 
@@ -314,7 +318,8 @@ def document_keys(analysis: Analysis, feed_id: str, regex: bool = True) -> froze
     # A sentence may end between two tokens written without a space ("COVIDnineteen"):
     # a keyword can then match the first part, so the parts are words too.
     ends = {t.start + len(t.text) for t in tokens}
-    glued = [t.start for t in tokens if t.start in ends and text[t.start - 1:t.start + 1].isalnum()]
+    cuts = [t.start for t in tokens if t.start in ends] + [e for _, e in analysis.sentences]
+    glued = [c for c in cuts if text[c - 1:c + 1].isalnum() and c > 0]
     if glued:
         runs |= _glued_pieces(text, glued)
     keys = set().union(*map(_regex_word_keys if regex else _word_keys, runs),

@@ -12,6 +12,7 @@ from ingest.errors import Problem, RuleError
 from ingest.model import Analysis
 from ingest.nlp.gazetteer import Gazetteer
 from ingest.rules.compile import LIST_PREFIX, CompiledRule, CompileProblem, Lists, compile_rule
+from ingest.rules.index import RuleIndex
 from ingest.rules.spec import RuleSpec
 from ingest.yamlfile import Locator, YamlProblem, load_yaml
 
@@ -28,14 +29,18 @@ class RuleSet:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_by_id", {r.id: r for r in self.rules})
+        object.__setattr__(self, "_index", RuleIndex.build(self.rules))
 
     def get(self, rule_id: str) -> CompiledRule | None:
         by_id: dict[str, CompiledRule] = getattr(self, "_by_id")  # noqa: B009
         return by_id.get(rule_id)
 
     def candidates(self, analysis: Analysis, feed_id: str) -> tuple[CompiledRule, ...]:
-        """The rules that may match ``analysis`` (all of them until an index narrows it)."""
-        return self.rules
+        """The enabled rules that may match ``analysis``, in rule order: a shared index of
+        the terms and entity keys each rule needs (:mod:`ingest.rules.index`) rules out the
+        rest without evaluating them."""
+        index: RuleIndex = getattr(self, "_index")  # noqa: B009
+        return index.candidates(analysis, feed_id)
 
     def __len__(self) -> int:
         return len(self.rules)

@@ -62,6 +62,7 @@ class DocSyntax:
         self.text = text
         self.sentences = sentences
         self._children: list[list[int]] | None = None
+        self._stems: list[tuple[str, str]] | None = None
         self._paragraphs: tuple[tuple[int, int], ...] | None = None
         self._splits: dict[tuple[str, int, int], list[View]] = {}
 
@@ -70,6 +71,13 @@ class DocSyntax:
         if self._children is None:
             self._children = syntax.children(self.tokens)
         return self._children
+
+    @property
+    def stems(self) -> list[tuple[str, str]]:
+        """Each token's (stem of its lemma, stem of its text): computed once per document."""
+        if self._stems is None:
+            self._stems = [(stem(t.lemma), stem(t.text)) for t in self.tokens]
+        return self._stems
 
     @property
     def paragraphs(self) -> tuple[tuple[int, int], ...]:
@@ -140,9 +148,13 @@ def evaluate(node: Node, view: View) -> tuple[Hit, ...] | None:
     if isinstance(node, EntityLeaf):
         return _entity(node, view)
     if isinstance(node, PatternLeaf):
+        # One character past the unit, so a word boundary at its end is judged on the real
+        # text ("covid" must not match the start of a word the unit cuts in two).
+        stop = min(len(view.text), view.end + 1)
         hits = tuple(Hit(node.kind, m.group(0), m.start(), m.end(), node.path)
                      for pattern in node.patterns
-                     for m in pattern.finditer(view.text, view.start, view.end) if m.group(0))
+                     for m in pattern.finditer(view.text, view.start, stop)
+                     if m.group(0) and m.end() <= view.end)
         return hits or None
     if isinstance(node, LemmaLeaf):
         return _lemma(node, view)
@@ -159,13 +171,16 @@ def evaluate(node: Node, view: View) -> tuple[Hit, ...] | None:
 def _branch(node: Branch, view: View) -> tuple[Hit, ...] | None:
     if node.op == "not":
         return () if evaluate(node.children[0], view) is None else None
-    results = [evaluate(child, view) for child in node.children]
-    if node.op == "all":
-        if any(r is None for r in results):
-            return None
-        return tuple(h for r in results if r for h in r)
-    found = [r for r in results if r is not None]
-    return tuple(h for r in found for h in r) if found else None
+    if node.op == "all":  # stop at the first child that fails
+        found: list[Hit] = []
+        for child in node.children:
+            hits = evaluate(child, view)
+            if hits is None:
+                return None
+            found.extend(hits)
+        return tuple(found)
+    held = [r for child in node.children if (r := evaluate(child, view)) is not None]
+    return tuple(h for r in held for h in r) if held else None
 
 
 def _entity_selected(leaf: EntityLeaf, m: Mention) -> bool:
@@ -192,13 +207,20 @@ def _entity(leaf: EntityLeaf, view: View) -> tuple[Hit, ...] | None:
     return tuple(Hit("entity", m.text, m.start, m.end, leaf.path) for m in chosen)
 
 
-def lemma_positions(leaf: LemmaLeaf, tokens: tuple[Token, ...]) -> list[tuple[int, int]]:
-    """(first, last) token indexes of each occurrence of the leaf's terms, any word form."""
-    stems = [(stem(t.lemma), stem(t.text)) for t in tokens]
+def lemma_positions(leaf: LemmaLeaf, view: View) -> list[tuple[int, int]]:
+    """(first, last) indexes in ``view.tokens`` of each occurrence of the leaf's terms, in
+    any word form."""
+    if view.doc is not None:
+        stems = view.doc.stems[view.first:view.first + len(view.tokens)]
+    else:
+        stems = [(stem(t.lemma), stem(t.text)) for t in view.tokens]
     found = []
+    words, firsts = leaf.words, leaf.firsts
     for i, (by_lemma, by_text) in enumerate(stems):
-        if by_lemma in leaf.words or by_text in leaf.words:
+        if by_lemma in words or by_text in words:
             found.append((i, i))
+            continue
+        if by_lemma not in firsts and by_text not in firsts:
             continue
         for seq in leaf.sequences:
             window = stems[i:i + len(seq)]
@@ -215,18 +237,18 @@ def _span_hit(kind: str, view: View, first: int, last: int, path: str) -> Hit:
 
 def _lemma(leaf: LemmaLeaf, view: View) -> tuple[Hit, ...] | None:
     hits = [_span_hit("lemma", view, a, b, leaf.path)
-            for a, b in lemma_positions(leaf, view.tokens)]
+            for a, b in lemma_positions(leaf, view)]
     return tuple(hits) or None
 
 
 def _near(leaf: NearLeaf, view: View) -> tuple[Hit, ...] | None:
-    terms = lemma_positions(leaf.terms, view.tokens)
+    terms = lemma_positions(leaf.terms, view)
     if not terms:
         return None
     partners: list[tuple[int, int, Hit]] = []
     if leaf.other is not None:
         partners = [(a, b, _span_hit("near", view, a, b, leaf.path))
-                    for a, b in lemma_positions(leaf.other, view.tokens)]
+                    for a, b in lemma_positions(leaf.other, view)]
     elif leaf.entity is not None:
         starts = [t.start for t in view.tokens]
         for m in view.mentions:

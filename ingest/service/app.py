@@ -20,7 +20,7 @@ from ingest.errors import RuleError, StorageError
 from ingest.fetch.client import Fetcher, make_http_client
 from ingest.model import Alert
 from ingest.nlp.gazetteer import Gazetteer, load_gazetteer
-from ingest.nlp.pipeline import Analyzer, load_model
+from ingest.nlp.pipeline import Analyzer, features_needed, load_model
 from ingest.nlp.runner import NlpRunner
 from ingest.notify.base import ChannelContext, Notifier
 from ingest.notify.registry import build_notifier
@@ -95,11 +95,12 @@ class App:
         if not feeds:
             log.warning("config.no_feeds", config=settings.source,
                         hint="add feeds under feeds: or feed_files: (YAML or OPML)")
+        features = features_needed(rules.rules)
         if analyzer is None:
-            analyzer = Analyzer(await asyncio.to_thread(load_model, settings.nlp.model), gaz,
-                                settings.nlp.batch_size)
+            nlp = await asyncio.to_thread(load_model, settings.nlp.model, features)
+            analyzer = Analyzer(nlp, gaz, settings.nlp.batch_size, features)
         else:
-            analyzer = Analyzer(analyzer.nlp, gaz, settings.nlp.batch_size)
+            analyzer = Analyzer(analyzer.nlp, gaz, settings.nlp.batch_size, features)
         runner = NlpRunner(analyzer)
         store = open_store(settings.database_url)
         fetch_http = make_http_client(settings.polling)
@@ -121,7 +122,9 @@ class App:
         return cls(settings, store, runner, rules, fetch_http, send_http, notifiers, clock)
 
     def apply_rules(self, gaz: Gazetteer, rules: RuleSet) -> None:
-        """Put a freshly loaded gazetteer and rule set in force (from the next batch on)."""
+        """Put a freshly loaded gazetteer and rule set in force (from the next batch on),
+        running only the NLP components the new rules need."""
+        self.runner.analyzer.configure(features_needed(rules.rules))
         self.runner.analyzer.gaz = gaz
         self.rules = rules
         log.info("rules.reloaded", rules=len(rules), entities=len(gaz.entities))
@@ -176,9 +179,10 @@ class App:
                 report.errors[outcome.feed_id] = outcome.error
         try:
             while batch := await self.store.unprocessed_entries(limit=500):
+                # One rule set and gazetteer for the whole batch, whatever reloads do.
                 changes = await process_entries(
                     batch, runner=self.runner, rules=self.rules, store=self.store,
-                    settings=self.settings, clock=self.clock)
+                    settings=self.settings, clock=self.clock, gaz=self.runner.analyzer.gaz)
                 report.alerts += [c.alert for c in changes
                                   if c.alert is not None and c.state in ("new", "silenced")]
                 report.updates += sum(c.state == "update" for c in changes)

@@ -10,6 +10,7 @@ import structlog
 
 from ingest.config import Settings
 from ingest.errors import StorageError
+from ingest.nlp.gazetteer import Gazetteer
 from ingest.nlp.runner import NlpRunner
 from ingest.rules.load import RuleSet
 from ingest.service.outcome import outcomes, prepare, story_inputs
@@ -20,36 +21,38 @@ log = structlog.get_logger("ingest.process")
 
 
 async def process_entries(entries: Sequence[StoredEntry], *, runner: NlpRunner, rules: RuleSet,
-                          store: Store, settings: Settings,
-                          clock: Callable[[], datetime]) -> list[AlertChange]:
+                          store: Store, settings: Settings, clock: Callable[[], datetime],
+                          gaz: Gazetteer | None = None) -> list[AlertChange]:
     """Analyse, group into stories, match and record each entry; return what the matches did.
 
     A batch of entries is marked processed in the same transaction that stores their
     stories, matches and alerts, so a crash in between leaves them unprocessed and they
-    are simply done again.  The batch keeps the rule set it started with, so a reload
-    in the middle neither drops nor repeats an entry.  When a batch fails, its entries
-    are retried one by one; an entry that fails on its own is marked processed with the
-    error on its row, so it cannot block the others.
+    are simply done again.  The batch keeps the rule set and gazetteer it started with
+    (``rules``, ``gaz``), so a reload in the middle neither drops nor repeats an entry.
+    When a batch fails, its entries are retried one by one; an entry that fails on its
+    own is marked processed with the error on its row, so it cannot block the others.
     """
     changes: list[AlertChange] = []
     size = settings.nlp.batch_size
     for i in range(0, len(entries), size):
         batch = list(entries[i:i + size])
         try:
-            changes += await _process_batch(batch, runner, rules, store, settings, clock)
+            changes += await _process_batch(batch, runner, rules, store, settings, clock, gaz)
         except (StorageError, asyncio.CancelledError):
             raise
         except Exception:
             log.exception("process.batch_failed", entries=len(batch))
             for stored in batch:
-                changes += await _process_alone(stored, runner, rules, store, settings, clock)
+                changes += await _process_alone(stored, runner, rules, store, settings, clock,
+                                                gaz)
     return changes
 
 
 async def _process_alone(stored: StoredEntry, runner: NlpRunner, rules: RuleSet, store: Store,
-                         settings: Settings, clock: Callable[[], datetime]) -> list[AlertChange]:
+                         settings: Settings, clock: Callable[[], datetime],
+                         gaz: Gazetteer | None) -> list[AlertChange]:
     try:
-        return await _process_batch([stored], runner, rules, store, settings, clock)
+        return await _process_batch([stored], runner, rules, store, settings, clock, gaz)
     except (StorageError, asyncio.CancelledError):
         raise
     except Exception as exc:
@@ -59,12 +62,12 @@ async def _process_alone(stored: StoredEntry, runner: NlpRunner, rules: RuleSet,
 
 
 async def _process_batch(batch: list[StoredEntry], runner: NlpRunner, rules: RuleSet,
-                         store: Store, settings: Settings,
-                         clock: Callable[[], datetime]) -> list[AlertChange]:
+                         store: Store, settings: Settings, clock: Callable[[], datetime],
+                         gaz: Gazetteer | None) -> list[AlertChange]:
     now = clock()
     texts = [s.entry.document(settings.nlp.max_chars) for s in batch]
     dates = [(s.entry.published or now).date() for s in batch]
-    analyses = await runner.analyze(texts, dates)
+    analyses = await runner.analyze(texts, dates, gaz)
     # Fingerprints and matching are pure CPU work too: keep them off the event loop.
     prepared = await asyncio.to_thread(prepare, batch, analyses, settings.stories.similarity)
     candidates = await store.story_candidates(
