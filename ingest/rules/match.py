@@ -63,6 +63,10 @@ class DocSyntax:
         self.sentences = sentences
         self._children: list[list[int]] | None = None
         self._stems: list[tuple[str, str]] | None = None
+        self._where: dict[str, list[int]] | None = None
+        # Per leaf (by id: leaves live as long as their rule set), its occurrences in the
+        # whole document, so a sentence-scoped rule does not rescan for each sentence.
+        self.found: dict[int, list[tuple[int, int]]] = {}
         self._paragraphs: tuple[tuple[int, int], ...] | None = None
         self._splits: dict[tuple[str, int, int], list[View]] = {}
 
@@ -78,6 +82,18 @@ class DocSyntax:
         if self._stems is None:
             self._stems = [(stem(t.lemma), stem(t.text)) for t in self.tokens]
         return self._stems
+
+    @property
+    def where(self) -> dict[str, list[int]]:
+        """Each stem (of a lemma or a text) -> the indexes of the tokens that have it."""
+        if self._where is None:
+            where: dict[str, list[int]] = {}
+            for i, (by_lemma, by_text) in enumerate(self.stems):
+                where.setdefault(by_lemma, []).append(i)
+                if by_text != by_lemma:
+                    where.setdefault(by_text, []).append(i)
+            self._where = where
+        return self._where
 
     @property
     def paragraphs(self) -> tuple[tuple[int, int], ...]:
@@ -148,14 +164,7 @@ def evaluate(node: Node, view: View) -> tuple[Hit, ...] | None:
     if isinstance(node, EntityLeaf):
         return _entity(node, view)
     if isinstance(node, PatternLeaf):
-        # One character past the unit, so a word boundary at its end is judged on the real
-        # text ("covid" must not match the start of a word the unit cuts in two).
-        stop = min(len(view.text), view.end + 1)
-        hits = tuple(Hit(node.kind, m.group(0), m.start(), m.end(), node.path)
-                     for pattern in node.patterns
-                     for m in pattern.finditer(view.text, view.start, stop)
-                     if m.group(0) and m.end() <= view.end)
-        return hits or None
+        return _pattern(node, view)
     if isinstance(node, LemmaLeaf):
         return _lemma(node, view)
     if isinstance(node, ActionLeaf):
@@ -166,6 +175,33 @@ def evaluate(node: Node, view: View) -> tuple[Hit, ...] | None:
         return (Hit("source", view.feed_id, 0, 0, node.path),) \
             if view.feed_id in node.feeds else None
     raise TypeError(f"unknown node {node!r}")
+
+
+def _pattern(leaf: PatternLeaf, view: View) -> tuple[Hit, ...] | None:
+    doc = view.doc
+    if leaf.kind == "regex" or doc is None:
+        # One character past the unit, so a word boundary at its end is judged on the real
+        # text ("covid" must not match the start of a word the unit cuts in two).
+        stop = min(len(view.text), view.end + 1)
+        hits = tuple(Hit(leaf.kind, m.group(0), m.start(), m.end(), leaf.path)
+                     for pattern in leaf.patterns
+                     for m in pattern.finditer(view.text, view.start, stop)
+                     if m.group(0) and m.end() <= view.end)
+        return hits or None
+    # Keywords and phrases never span a sentence: find them once in the whole document.
+    spans = doc.found.get(id(leaf))
+    if spans is None:
+        spans = doc.found[id(leaf)] = sorted(
+            (m.start(), m.end()) for pattern in leaf.patterns
+            for m in pattern.finditer(view.text) if m.group(0))
+    first = bisect.bisect_left(spans, (view.start, view.start))
+    out = []
+    for start, end in spans[first:]:
+        if start >= view.end:
+            break
+        if end <= view.end:
+            out.append(Hit(leaf.kind, view.text[start:end], start, end, leaf.path))
+    return tuple(out) or None
 
 
 def _branch(node: Branch, view: View) -> tuple[Hit, ...] | None:
@@ -210,10 +246,40 @@ def _entity(leaf: EntityLeaf, view: View) -> tuple[Hit, ...] | None:
 def lemma_positions(leaf: LemmaLeaf, view: View) -> list[tuple[int, int]]:
     """(first, last) indexes in ``view.tokens`` of each occurrence of the leaf's terms, in
     any word form."""
-    if view.doc is not None:
-        stems = view.doc.stems[view.first:view.first + len(view.tokens)]
-    else:
-        stems = [(stem(t.lemma), stem(t.text)) for t in view.tokens]
+    doc = view.doc
+    if doc is None:
+        return _scan_positions(leaf, [(stem(t.lemma), stem(t.text)) for t in view.tokens])
+    spans = doc.found.get(id(leaf))
+    if spans is None:
+        spans = doc.found[id(leaf)] = _doc_positions(leaf, doc)
+    lo, hi = view.first, view.first + len(view.tokens)
+    start = bisect.bisect_left(spans, (lo, lo))
+    out = []
+    for a, b in spans[start:]:
+        if a >= hi:
+            break
+        if b < hi:
+            out.append((a - lo, b - lo))
+    return out
+
+
+def _doc_positions(leaf: LemmaLeaf, doc: DocSyntax) -> list[tuple[int, int]]:
+    """The leaf's occurrences in the whole document, by token index, sorted."""
+    where, stems = doc.where, doc.stems
+    found: set[tuple[int, int]] = set()
+    for word in leaf.words:
+        found.update((i, i) for i in where.get(word, ()))
+    for seq in leaf.sequences:
+        for i in where.get(seq[0], ()):
+            if i + len(seq) <= len(stems) and all(
+                    seq[k] in stems[i + k] for k in range(1, len(seq))):
+                found.add((i, i + len(seq) - 1))
+    # A token that is a single-word term is not also the start of a sequence (as in a scan).
+    singles = {a for a, b in found if a == b}
+    return sorted(x for x in found if x[0] == x[1] or x[0] not in singles)
+
+
+def _scan_positions(leaf: LemmaLeaf, stems: list[tuple[str, str]]) -> list[tuple[int, int]]:
     found = []
     words, firsts = leaf.words, leaf.firsts
     for i, (by_lemma, by_text) in enumerate(stems):
