@@ -113,7 +113,7 @@ def rules_test(paths: Annotated[list[Path] | None, typer.Argument(
 
     settings = _settings(config)
     gaz = load_gazetteer(settings.gazetteer_path)
-    ruleset = load_rules(_rule_paths(settings, paths), gaz)
+    ruleset = load_rules(_rule_paths(settings, paths), gaz, list_dirs=[settings.rules_dir])
     analyzer = Analyzer(load_model(settings.nlp.model), gaz)
     results = run_examples(ruleset, analyzer, datetime.now(UTC).date())
     for r in results:
@@ -138,14 +138,15 @@ def match(source: Annotated[str, typer.Argument(
           explain: Annotated[bool, typer.Option(
               "--explain", help="Show each rule's tree with ✓/✗ per condition.")] = False,
           only: Annotated[list[str] | None, typer.Option(
-              "--rule", help="Only these rule ids (repeatable).")] = None) -> None:
+              "--rule", help="Only these rules: ids, or rule files not yet live (repeatable).")]
+          = None) -> None:
     """Run a text or a saved feed through extraction and every rule; show what matches."""
     from ingest.inspect import describe_match, items_from_input, match_items, match_json
     from ingest.nlp.language import detect
     from ingest.nlp.pipeline import Analyzer, load_model
     from ingest.rules.explain import explain as explain_rule
     from ingest.rules.explain import render
-    from ingest.rules.load import RuleSet
+    from ingest.rules.load import RuleSet, load_rules
     from ingest.service.app import load_rule_files
 
     settings = _settings(config)
@@ -166,12 +167,15 @@ def match(source: Annotated[str, typer.Argument(
             raise typer.Exit(2) from None
     gaz, ruleset = load_rule_files(settings)
     if only:
-        unknown = [r for r in only if ruleset.get(r) is None]
+        drafts = [Path(r) for r in only if Path(r).is_file()]
+        ids = [r for r in only if not Path(r).is_file()]
+        unknown = [r for r in ids if ruleset.get(r) is None]
         if unknown:
-            typer.echo(f"error: no rule {unknown[0]!r}; rules: "
+            typer.echo(f"error: no rule {unknown[0]!r} (and no such file); rules: "
                        f"{', '.join(r.id for r in ruleset.rules)}", err=True)
             raise typer.Exit(2)
-        ruleset = RuleSet(tuple(r for r in ruleset.rules if r.id in only))
+        extra = load_rules(drafts, gaz, list_dirs=[settings.rules_dir]).rules if drafts else ()
+        ruleset = RuleSet((*(r for r in ruleset.rules if r.id in ids), *extra))
     analyzer = Analyzer(load_model(settings.nlp.model), gaz)
     items = items_from_input(data, name, now, settings.nlp.max_chars)
     for item, analysis, matches in match_items(items, analyzer, ruleset):

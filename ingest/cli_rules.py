@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,6 +15,7 @@ import typer
 from ingest.cli_common import ConfigOpt, handles_errors, parse_since, settings_from
 from ingest.config import Settings
 from ingest.rules.backtest import ReplayItem, RuleReport, replay
+from ingest.rules.compile import CompiledRule
 from ingest.rules.load import RuleSet
 
 BAR_WIDTH = 40
@@ -92,7 +94,7 @@ def rules_backtest(
         raise typer.Exit(2)
     ruleset = _select_rules(settings, rules)
     start = datetime.now(UTC) - timedelta(seconds=parse_since(since, "--since"))
-    items = asyncio.run(_load_items(settings, start))
+    items = asyncio.run(_load_items(settings, start, ruleset.rules))
     reports = replay(items, ruleset.rules)
     if as_json:
         typer.echo(json.dumps(_reports_json(reports, len(items), start), ensure_ascii=False))
@@ -104,7 +106,8 @@ def rules_backtest(
             typer.echo(line)
 
 
-async def _load_items(settings: Settings, since: datetime) -> list[ReplayItem]:
+async def _load_items(settings: Settings, since: datetime,
+                      rules: Sequence[CompiledRule]) -> list[ReplayItem]:
     from ingest.nlp.serial import load_analysis
     from ingest.store.sql import open_store
 
@@ -114,6 +117,11 @@ async def _load_items(settings: Settings, since: datetime) -> list[ReplayItem]:
         stored = await store.backtest_entries(since)
     finally:
         await store.close()
+    from ingest.nlp.pipeline import features_needed
+
+    # Stored analyses hold what the live rules needed; a draft reading the dependency
+    # parse (`action`) needs it, so entries stored without one are analysed again.
+    needs_parse = features_needed(rules).parser
     items: list[ReplayItem] = []
     missing = []
     show = sys.stderr.isatty()
@@ -121,6 +129,9 @@ async def _load_items(settings: Settings, since: datetime) -> list[ReplayItem]:
                            hidden=not show) as bar:
         for s in bar:
             analysis = load_analysis(s.analysis)
+            if analysis is not None and needs_parse and analysis.tokens and not any(
+                    t.dep for t in analysis.tokens):
+                analysis = None
             if analysis is None:
                 missing.append(s)
                 continue

@@ -37,6 +37,7 @@ class DemoResult:
     feeds: int
     entries: int
     alerts: list[str]  # "rule-id: entry title"
+    alerted_entries: int  # entries that raised at least one alert
     webhook: list[dict[str, object]]
     webhook_signed: bool
     emails: list[str]  # subjects
@@ -82,6 +83,8 @@ async def run_demo(seeds: Path, rules: Path, say: Callable[[str], None]) -> Demo
         return DemoResult(
             feeds=first.polled, entries=first.new_entries,
             alerts=[f"{a.rule_id}: {a.entry_title}" for a in first.alerts],
+            alerted_entries=len({(s.get("feed"), s.get("entry_key"))
+                                 for a in first.alerts for s in a.sources}),
             webhook=payloads, webhook_signed=signed and bool(hook.received),
             emails=[str(m["Subject"]) for m in smtp.messages],
             second_cycle_alerts=len(second.alerts),
@@ -92,7 +95,7 @@ def report_lines(r: DemoResult) -> list[str]:
     lines = ["", f"Cycle 1: polled {r.feeds} feeds, {r.entries} new entries, "
              f"{len(r.alerts)} alerts."]
     lines += [f"  ALERT  {a}" for a in r.alerts]
-    lines.append(f"  quiet  {r.entries - len(r.alerts)} other stories raised no alert")
+    lines.append(f"  quiet  {r.entries - r.alerted_entries} other entries raised no alert")
     lines += ["", f"Webhook received {len(r.webhook)} alert(s) "
               f"(signatures {'verified' if r.webhook_signed else 'NOT verified'}):"]
     for p in r.webhook:

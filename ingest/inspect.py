@@ -9,6 +9,7 @@ from datetime import date, datetime
 
 from ingest.errors import ParseError
 from ingest.model import Analysis, Entry, RuleMatch
+from ingest.nlp.language import detect
 from ingest.nlp.pipeline import Analyzer
 from ingest.parse.normalize import parse_document
 from ingest.parse.text import normalise_space
@@ -55,7 +56,7 @@ def match_items(items: list[Item], analyzer: Analyzer,
                 rules: RuleSet) -> Iterator[tuple[Item, Analysis, list[RuleMatch]]]:
     analyses = analyzer.analyze([i.text for i in items], [i.on for i in items])
     for item, analysis in zip(items, analyses, strict=True):
-        yield item, analysis, match_all(rules.rules, analysis, item.feed_id)
+        yield item, analysis, match_all(rules.rules, analysis, item.feed_id, detect(item.text))
 
 
 def match_json(item: Item, matches: list[RuleMatch]) -> str:

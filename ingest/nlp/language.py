@@ -1,4 +1,4 @@
-"""The language of an entry (pure): declared by the feed, else detected from its text.
+"""The language of an entry (pure): detected from its text, else as the feed declares it.
 
 Detection uses py3langid (a small, fast model shipped in the wheel: nothing is
 downloaded).  Short texts are unreliable, so below ``MIN_CHARS`` the answer is

@@ -60,7 +60,12 @@ def explain_node(node: Node, view: View) -> Explained:
 
 
 def _describe(node: Node) -> str:
-    return node.describe if hasattr(node, "describe") else type(node).__name__
+    if isinstance(node, Branch):
+        inner = "; ".join(_describe(c) for c in node.children)
+        return {"all": "all of", "any": "any of", "not": "none of"}[node.op] + f" ({inner})"
+    if isinstance(node, Scoped):
+        return f"in one {node.scope}: {_describe(node.child)}"
+    return node.describe
 
 
 def _score(node: Node, view: View) -> int:

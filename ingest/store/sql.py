@@ -104,7 +104,8 @@ class SqlStore:
                                                   )).scalar() or 0
                 if version != t.SCHEMA_VERSION:
                     raise StorageError(
-                        f"the database {self.url.split('@')[-1]} has schema version {version}; "
+                        f"the database {self.url.split('@')[-1]} was made by an older "
+                        f"version of ingest (schema {version or 1}); "
                         f"this version of ingest needs {t.SCHEMA_VERSION}. Keep the old database "
                         "for reference and point database_url at a new one (this release "
                         "has no in-place migration).")
