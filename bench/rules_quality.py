@@ -32,10 +32,23 @@ REPO = Path(__file__).resolve().parent.parent
 EVENTS = REPO.parent / "shared" / "corpus" / "events"
 ON = date(2020, 1, 1)  # the corpora are older news; roles are judged at a neutral date
 
-# Labels that are positives for each rule (the corpus README's mapping).
+# Labels that are positives for each rule (the corpus README's mapping, extended for the
+# newer rules).  The corpora's labels are coarser than the rules, so these are the labels a
+# rule's alerts belong under, not labels whose every item the rule should fire on: PLOVER
+# SANCTION also covers expulsions and aid cuts, THREATEN covers non-military threats,
+# AGREE covers every kind of agreement, and CASE DIPLO mixes sanctions, expulsions and
+# closures.  Rules with no corresponding label (weapons tests, airspace, naval incidents,
+# arms transfers, ceasefire violations, cyber-attacks) count every alert as outside.
 POSITIVE = {
     "missile-deployment": {"plover:MOBILIZE"},
     "defence-minister-contact": {"plover:CONSULT"},
+    "head-of-state-contact": {"plover:CONSULT"},
+    "force-deployment": {"plover:MOBILIZE", "case:CHANGE_TO_GROUP_ACT", "case:HQ_ESTABLISHED"},
+    "mobilisation": {"plover:MOBILIZE"},
+    "retaliation-threat": {"plover:THREATEN"},
+    "sanctions-announced": {"plover:SANCTION", "case:DIPLO"},
+    "embassy-closure": {"plover:SANCTION", "case:DIPLO"},
+    "ceasefire-agreed": {"plover:AGREE", "plover:RETREAT", "case:AGREEMENT"},
 }
 
 
