@@ -138,10 +138,17 @@ def load_model(configured: str, features: NlpFeatures = FULL) -> Language:
 
 
 def _paragraph_breaks(doc: Any) -> Any:
-    """A blank line always starts a new sentence (title / body / paragraphs)."""
+    """A blank line always starts a new sentence (title / body / paragraphs), and the first
+    line (the headline) is split only after . ! or ?: the small model otherwise cuts
+    Title-Case headlines at a capitalised word ("Japan Agrees To Ship Interceptors | To US")."""
+    in_title = True
     for token in doc[1:]:
-        if "\n" in doc[token.i - 1].whitespace_ or doc[token.i - 1].is_space:
+        prev = doc[token.i - 1]
+        if "\n" in prev.whitespace_ or prev.is_space:
             token.is_sent_start = True
+            in_title = False
+        elif in_title and prev.text not in (".", "!", "?"):
+            token.is_sent_start = False
     return doc
 
 
