@@ -434,3 +434,23 @@ def test_hits_carry_their_leaf_path(analyse: Analyse, gazetteer: Gazetteer) -> N
     assert m is not None
     assert [(h.text, h.leaf) for h in m.hits] == [("Germany", "when.all[0].entity"),
                                                   ("missiles", "when.all[1].any[1].lemma")]
+
+
+# --- phrasal verbs in action ------------------------------------------------------------
+
+@pytest.mark.parametrize(("text", "fires"), [
+    ("Russia called up 300,000 reservists on Wednesday.", True),
+    ("The ministry called the reservists up for training.", True),
+    ("Germany handed over the IRIS-T system to Ukraine.", True),
+    ("Russia called the reservists a threat to order.", False),  # no particle: not "call up"
+    ("Germany handed the reservists a pay rise.", False),
+])
+def test_action_phrasal_verbs_need_their_particle(analyse: Analyse, text: str,
+                                                 fires: bool) -> None:
+    """`verb: [call up, hand over]` matches the verb only with its particle."""
+    r = rule({"action": {"verb": ["call up", "hand over"],
+                         "object": {"lemma": ["reservist", "system"]}}})
+    assert (match_rule(r, analyse(text), "feed") is not None) is fires
+    if fires:  # and the shared index offers the rule (anchored on the verb)
+        from ingest.rules.load import RuleSet
+        assert RuleSet((r,)).candidates(analyse(text), "feed") == (r,)

@@ -84,6 +84,7 @@ class ActionLeaf:
     describe: str
     path: str = "when"
     negated: bool | None = None  # None: either; False: only actions neither negated nor denied
+    phrasal: frozenset[tuple[str, str]] = frozenset()  # (verb stem, particle): "call up"
 
 
 @dataclass(frozen=True)
@@ -241,7 +242,9 @@ def _compile_action(node: NodeSpec, gaz: Gazetteer | None, path: tuple[str | int
     verbs = expand_terms(act.verb, lists, (*path, "action", "verb"))
     nouns = expand_terms(act.noun, lists, (*path, "action", "noun"))
     return ActionLeaf(
-        verbs=frozenset(stem(v) for v in verbs),
+        verbs=frozenset(stem(v) for v in verbs if len(v.split()) == 1),
+        phrasal=frozenset((stem(v.split()[0]), " ".join(v.split()[1:]).lower())
+                          for v in verbs if len(v.split()) > 1),
         nouns=frozenset(n.lower() for n in nouns),
         object=compile_node(act.object, gaz, (*path, "action", "object"), lists)
         if act.object is not None else None,

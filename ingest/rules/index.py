@@ -122,7 +122,8 @@ def anchors(node: object) -> Anchors:
     if isinstance(node, SourceLeaf):
         return _clause("f:" + f for f in node.feeds)
     if isinstance(node, ActionLeaf):
-        word = _clause([*("s:" + v for v in node.verbs), *("t:" + n for n in node.nouns)])
+        word = _clause([*("s:" + v for v in node.verbs), *("s:" + v for v, _ in node.phrasal),
+                        *("t:" + n for n in node.nouns)])
         return _dedupe([*word, *anchors(node.object), *anchors(node.subject)])
     if isinstance(node, NearLeaf):
         partner = node.other if node.other is not None else node.entity

@@ -332,6 +332,23 @@ def _near(leaf: NearLeaf, view: View) -> tuple[Hit, ...] | None:
     return tuple(dict.fromkeys(hits)) or None
 
 
+def _phrasal(leaf: ActionLeaf, tokens: tuple[Token, ...], view: View, i: int) -> bool:
+    """Whether the verb at ``i`` with one of its particles is a listed phrasal verb
+    ("called up reservists", "called reservists up", "handed over the system")."""
+    if not leaf.phrasal:
+        return False
+    stems = {stem(tokens[i].lemma), stem(tokens[i].text)}
+    wanted = {p for s, p in leaf.phrasal if s in stems}
+    if not wanted:
+        return False
+    kids = view.doc.children if view.doc is not None else syntax.children(tokens)
+    if any(tokens[k].text.lower() in wanted for k in kids[i]
+           if tokens[k].dep in ("prt", "advmod", "prep")):
+        return True
+    nxt = i + 1  # a parse that missed the particle: the very next word
+    return nxt < len(tokens) and tokens[nxt].text.lower() in wanted
+
+
 def _action(leaf: ActionLeaf, view: View) -> tuple[Hit, ...] | None:
     tokens = view.all_tokens
     found: list[Hit] = []
@@ -341,7 +358,8 @@ def _action(leaf: ActionLeaf, view: View) -> tuple[Hit, ...] | None:
             # A noun counts only when the rule lists it: "deployment" yes, "base" no.
             if tok.lemma not in leaf.nouns and tok.text.lower() not in leaf.nouns:
                 continue
-        elif stem(tok.lemma) not in leaf.verbs and stem(tok.text) not in leaf.verbs:
+        elif stem(tok.lemma) not in leaf.verbs and stem(tok.text) not in leaf.verbs \
+                and not _phrasal(leaf, tokens, view, i):
             continue
         kids = view.doc.children if view.doc is not None else syntax.children(tokens)
         if leaf.negated is not None and syntax.is_negated(tokens, kids, i) != leaf.negated:
