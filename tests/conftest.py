@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from ingest.logs import configure_logging
 from ingest.nlp.gazetteer import Gazetteer, load_gazetteer
 from ingest.nlp.pipeline import Analyzer, load_model
 from ingest.rules.load import RuleSet, load_rules
@@ -56,3 +57,10 @@ def webhook() -> Iterator[WebhookReceiver]:
 def smtp_sink() -> Iterator[SmtpSink]:
     with SmtpSink() as sink:
         yield sink
+
+
+@pytest.fixture(autouse=True)
+def _info_logging() -> None:
+    """Each test starts with the service's logging at info level: a command run by an
+    earlier test may have raised the level, which would hide events tests capture."""
+    configure_logging("info", "json")
