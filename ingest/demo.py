@@ -83,27 +83,46 @@ async def run_demo(seeds: Path, rules: Path, say: Callable[[str], None]) -> Demo
         return DemoResult(
             feeds=first.polled, entries=first.new_entries,
             alerts=[f"{a.rule_id}: {a.entry_title}" for a in first.alerts],
+            # the payloads list every copy of a story; the cycle's alerts only the first
             alerted_entries=len({(s.get("feed"), s.get("entry_key"))
-                                 for a in first.alerts for s in a.sources}),
+                                 for p in payloads for s in p["story"]["sources"]}),
             webhook=payloads, webhook_signed=signed and bool(hook.received),
             emails=[str(m["Subject"]) for m in smtp.messages],
             second_cycle_alerts=len(second.alerts),
             second_cycle_not_modified=second.not_modified)
 
 
+def _other_sources(p: dict[str, object]) -> list[dict[str, object]]:
+    """The story's sources in a payload other than the alert's own entry."""
+    story, entry = p["story"], p["entry"]
+    assert isinstance(story, dict) and isinstance(entry, dict)
+    return [s for s in story["sources"]
+            if (s.get("feed"), s.get("entry_key")) != (entry["feed"], entry["key"])]
+
+
 def report_lines(r: DemoResult) -> list[str]:
     lines = ["", f"Cycle 1: polled {r.feeds} feeds, {r.entries} new entries, "
              f"{len(r.alerts)} alerts."]
-    lines += [f"  ALERT  {a}" for a in r.alerts]
+    by_alert: dict[str, dict[str, object]] = {}
+    for p in r.webhook:
+        rule, entry = p["rule"], p["entry"]
+        assert isinstance(rule, dict) and isinstance(entry, dict)
+        by_alert[f"{rule['id']}: {entry['title']}"] = p
+    for a in r.alerts:
+        lines.append(f"  ALERT  {a}")
+        others = _other_sources(by_alert[a]) if a in by_alert else []
+        lines += [f"         + same story from {s.get('feed')}: {s.get('title')}" for s in others]
     lines.append(f"  quiet  {r.entries - r.alerted_entries} other entries raised no alert")
     lines += ["", f"Webhook received {len(r.webhook)} alert(s) "
               f"(signatures {'verified' if r.webhook_signed else 'NOT verified'}):"]
     for p in r.webhook:
-        rule = p["rule"]
-        entry = p["entry"]
-        assert isinstance(rule, dict) and isinstance(entry, dict)
+        rule, entry, story = p["rule"], p["entry"], p["story"]
+        assert isinstance(rule, dict) and isinstance(entry, dict) and isinstance(story, dict)
         lines.append(f"  [{rule['severity']}] {rule['id']}: {entry['title']}")
         lines.append(f"      snippet: {p['snippet']}")
+        if len(story["sources"]) > 1:
+            feeds = ", ".join(str(s.get("feed")) for s in story["sources"])
+            lines.append(f"      sources: {len(story['sources'])} ({feeds}), one alert")
     lines += ["", f"SMTP sink received {len(r.emails)} email(s):"]
     lines += [f"  Subject: {s}" for s in r.emails]
     lines += ["", f"Cycle 2: {r.second_cycle_not_modified} feeds not modified (HTTP 304), "

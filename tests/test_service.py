@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from conftest import REPO
+from test_seeds import EXPECTED as STORY_RULES
+from test_seeds import WIRE_COPIES, WORLD_WIRE
 
 from ingest.config import Settings
 from ingest.nlp.pipeline import Analyzer
@@ -18,10 +20,17 @@ from ingest.store.sql import SqlStore
 from ingest.testing import FeedServer, Route, SmtpSink, WebhookReceiver
 
 SECRET = "test-secret"
-EXPECTED = {
-    ("missile-deployment", "world-wire"),
-    ("defence-minister-contact", "defence-desk"),
-}
+
+
+def story(title: str) -> str:
+    """A story's name: its title, or the wire's title for either outlet's copy."""
+    return WIRE_COPIES[0] if title in WIRE_COPIES else title
+
+
+# One alert per (rule, story) of the table in test_seeds.py: the two copies of the wire
+# story raise one alert, whichever feed is processed first.
+EXPECTED = {(rule, story(title)) for title, rules in STORY_RULES.items() for rule in rules}
+ENTRIES = len(STORY_RULES)
 
 
 class ManualClock:
@@ -61,26 +70,48 @@ def seed_feeds(server: FeedServer) -> list[dict[str, Any]]:
     return [{"id": Path(name).stem, "url": url} for name, url in urls.items()]
 
 
-async def test_sample_feeds_alert_exactly_twice(tmp_path: Path, analyzer: Analyzer,
-                                                feed_server: FeedServer,
-                                                webhook: WebhookReceiver,
-                                                smtp_sink: SmtpSink) -> None:
-    """The two sample stories alert by webhook and email; the ordinary ones do not."""
+async def test_sample_feeds_alert_once_per_story_and_rule(tmp_path: Path, analyzer: Analyzer,
+                                                          feed_server: FeedServer,
+                                                          webhook: WebhookReceiver,
+                                                          smtp_sink: SmtpSink) -> None:
+    """Each sample story alerts for its rules by webhook and email; the quiet ones do not."""
     settings = settings_for(tmp_path, seed_feeds(feed_server), webhook, smtp_sink)
     app = await App.start(settings, analyzer=analyzer)
     try:
         report = await app.run_cycle(force=True)
     finally:
         await app.close()
-    assert {(a.rule_id, a.feed_id) for a in report.alerts} == EXPECTED
-    assert report.new_entries >= 14
+    assert {(a.rule_id, story(a.entry_title)) for a in report.alerts} == EXPECTED
+    assert len(report.alerts) == len(EXPECTED) and report.updates == 1
+    assert report.new_entries == report.processed == ENTRIES
     payloads = [json.loads(r.body) for r in webhook.received]
-    assert {(p["rule"]["id"], p["entry"]["feed"]) for p in payloads} == EXPECTED
+    assert len(payloads) == len(EXPECTED)
+    assert {(p["rule"]["id"], story(p["entry"]["title"])) for p in payloads} == EXPECTED
     for r in webhook.received:
         assert verify(SECRET, r.headers[HEADER], r.body, time.time())
         assert r.headers["Idempotency-Key"] == json.loads(r.body)["alert_id"]
     subjects = sorted(str(m["Subject"]) for m in smtp_sink.messages)
-    assert len(subjects) == 2 and all(s.startswith("[HIGH]") for s in subjects)
+    assert subjects == sorted(f"[{p['rule']['severity'].upper()}] {p['rule']['title']}: "
+                              f"{p['entry']['title']}" for p in payloads)
+
+
+async def test_wire_copies_give_one_alert_with_two_sources(tmp_path: Path, analyzer: Analyzer,
+                                                           feed_server: FeedServer,
+                                                           webhook: WebhookReceiver) -> None:
+    """The story both feeds carry raises one alert, which lists both outlets' copies."""
+    settings = settings_for(tmp_path, seed_feeds(feed_server), webhook)
+    app = await App.start(settings, analyzer=analyzer)
+    try:
+        await app.run_cycle(force=True)
+    finally:
+        await app.close()
+    payloads = [json.loads(r.body) for r in webhook.received]
+    [copy] = [p for p in payloads if story(p["entry"]["title"]) == WIRE_COPIES[0]]
+    assert copy["rule"]["id"] == "airspace-violation"
+    assert copy["story"]["source_count"] == 2
+    assert {(s["feed"], s["title"]) for s in copy["story"]["sources"]} == {
+        ("world-wire", WIRE_COPIES[0]), ("defence-desk", WIRE_COPIES[1])}
+    assert all(p["story"]["source_count"] == 1 for p in payloads if p is not copy)
 
 
 async def test_repoll_and_restart_never_repeat(tmp_path: Path, analyzer: Analyzer,
@@ -94,7 +125,7 @@ async def test_repoll_and_restart_never_repeat(tmp_path: Path, analyzer: Analyze
         second = await app.run_cycle(force=True)
     finally:
         await app.close()
-    assert len(first.alerts) == 2
+    assert len(first.alerts) == len(EXPECTED)
     assert second.not_modified == 2 and second.processed == 0 and not second.alerts
     # Restart: a new process on the same SQLite file, and the feeds now change their ETag.
     for route in feed_server.routes.values():
@@ -106,7 +137,7 @@ async def test_repoll_and_restart_never_repeat(tmp_path: Path, analyzer: Analyze
         await app.close()
     assert third.polled == 2 and third.not_modified == 0
     assert third.new_entries == 0 and third.processed == 0 and not third.alerts
-    assert len(webhook.received) == 2
+    assert len(webhook.received) == len(EXPECTED)
 
 
 async def test_broken_feeds_are_recorded_and_others_carry_on(
@@ -128,13 +159,14 @@ async def test_broken_feeds_are_recorded_and_others_carry_on(
         rows = {r.feed.id: r for r in await app.store.feeds()}
     finally:
         await app.close()
-    assert {(a.rule_id, a.feed_id) for a in report.alerts} == EXPECTED
+    assert {(a.rule_id, story(a.entry_title)) for a in report.alerts} == EXPECTED
     assert set(report.errors) == {"err", "garbage", "page", "slow"}
     assert "HTTP 500" in (rows["err"].state.last_error or "")
     assert "HTML page" in (rows["page"].state.last_error or "")
     assert "timed out" in (rows["slow"].state.last_error or "")
     assert all(rows[f].state.error_count == 1 for f in report.errors)
-    assert rows["world-wire"].state.error_count == 0 and rows["world-wire"].entries_seen >= 9
+    assert rows["world-wire"].state.error_count == 0
+    assert rows["world-wire"].entries_seen == len(WORLD_WIRE)
 
 
 async def test_failed_delivery_is_kept_and_retried(tmp_path: Path, analyzer: Analyzer,
@@ -155,11 +187,11 @@ async def test_failed_delivery_is_kept_and_retried(tmp_path: Path, analyzer: Ana
         after = await app.store.deliveries()
     finally:
         await app.close()
-    assert first.failed_deliveries == 2 and len(webhook.rejected) == 2
+    assert first.failed_deliveries == len(EXPECTED) and len(webhook.rejected) == len(EXPECTED)
     assert {d.state for d in failed} == {"failed"}
     assert all("503" in (d.last_error or "") for d in failed)
     assert too_soon.delivered == 0 and too_soon.failed_deliveries == 0
-    assert second.delivered == 2 and {d.state for d in after} == {"delivered"}
+    assert second.delivered == len(EXPECTED) and {d.state for d in after} == {"delivered"}
     assert {json.loads(r.body)["alert_id"] for r in webhook.received} == \
         {d.alert_id for d in after}
 
@@ -184,6 +216,6 @@ async def test_unprocessed_entries_are_resumed(tmp_path: Path, analyzer: Analyze
         report = await app.run_cycle(force=True)
     finally:
         await app.close()
-    assert report.processed >= 18
+    assert report.processed == ENTRIES
     assert not report.alerts  # the alerts exist already: nothing is re-sent
-    assert len(webhook.received) == 2
+    assert len(webhook.received) == len(EXPECTED)

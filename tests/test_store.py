@@ -171,7 +171,8 @@ async def test_old_schema_sqlite_file_is_refused(tmp_path: Path) -> None:
     finally:
         await store.close()
     message = str(caught.value)
-    assert "made by an older version of ingest (schema 1)" in message and f"needs {SCHEMA_VERSION}" in message
+    assert "made by an older version of ingest (schema 1)" in message
+    assert f"needs {SCHEMA_VERSION}" in message
     assert "point database_url at a new one" in message
     assert caught.value.user_error
     assert tables == {"feeds"}  # nothing was created in the refused file

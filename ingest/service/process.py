@@ -13,7 +13,7 @@ from ingest.errors import StorageError
 from ingest.nlp.gazetteer import Gazetteer
 from ingest.nlp.runner import NlpRunner
 from ingest.rules.load import RuleSet
-from ingest.service.outcome import outcomes, prepare, story_inputs
+from ingest.service.outcome import event_time, outcomes, prepare, story_inputs
 from ingest.store.base import AlertChange, Store, StoredEntry
 from ingest.stories.cluster import assign_stories
 
@@ -34,6 +34,8 @@ async def process_entries(entries: Sequence[StoredEntry], *, runner: NlpRunner, 
     """
     changes: list[AlertChange] = []
     size = settings.nlp.batch_size
+    # Oldest news first, so a story's alert is raised by its earliest copy at hand.
+    entries = sorted(entries, key=lambda s: (event_time(s.entry, s.fetched_at or clock()), s.id))
     for i in range(0, len(entries), size):
         batch = list(entries[i:i + size])
         try:
