@@ -11,6 +11,7 @@ import bisect
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from ingest.model import Analysis, Hit, Mention, RuleMatch, Token
 from ingest.nlp.gazetteer import fold
@@ -28,6 +29,7 @@ from ingest.rules.compile import (
     SourceLeaf,
     stem,
 )
+from ingest.rules.index import fold_case
 
 SNIPPET_CHARS = 400
 
@@ -64,6 +66,7 @@ class DocSyntax:
         self._children: list[list[int]] | None = None
         self._stems: list[tuple[str, str]] | None = None
         self._where: dict[str, list[int]] | None = None
+        self._words: frozenset[str] | None = None
         # Per leaf (by id: leaves live as long as their rule set), its occurrences in the
         # whole document, so a sentence-scoped rule does not rescan for each sentence.
         self.found: dict[int, list[tuple[int, int]]] = {}
@@ -94,6 +97,13 @@ class DocSyntax:
                     where.setdefault(by_text, []).append(i)
             self._where = where
         return self._where
+
+    @property
+    def words(self) -> frozenset[str]:
+        """Every word of the text, case-folded as ``re.IGNORECASE`` compares letters."""
+        if self._words is None:
+            self._words = frozenset(_CHUNK.findall(fold_case(self.text)))
+        return self._words
 
     @property
     def paragraphs(self) -> tuple[tuple[int, int], ...]:
@@ -177,6 +187,15 @@ def evaluate(node: Node, view: View) -> tuple[Hit, ...] | None:
     raise TypeError(f"unknown node {node!r}")
 
 
+_CHUNK = re.compile(r"[^\W_]+")
+
+
+@lru_cache(maxsize=65536)
+def _term_words(terms: tuple[str, ...]) -> tuple[frozenset[str], ...]:
+    """The case-folded words of each term (those a match of the term must contain)."""
+    return tuple(frozenset(_CHUNK.findall(fold_case(t))) for t in terms)
+
+
 def _pattern(leaf: PatternLeaf, view: View) -> tuple[Hit, ...] | None:
     doc = view.doc
     if leaf.kind == "regex" or doc is None:
@@ -188,12 +207,17 @@ def _pattern(leaf: PatternLeaf, view: View) -> tuple[Hit, ...] | None:
                      for m in pattern.finditer(view.text, view.start, stop)
                      if m.group(0) and m.end() <= view.end)
         return hits or None
-    # Keywords and phrases never span a sentence: find them once in the whole document.
+    # Keywords and phrases never span a sentence: find them once in the whole document,
+    # and only when every word of one of the terms is in it (a set lookup, not a scan).
     spans = doc.found.get(id(leaf))
     if spans is None:
-        spans = doc.found[id(leaf)] = sorted(
-            (m.start(), m.end()) for pattern in leaf.patterns
-            for m in pattern.finditer(view.text) if m.group(0))
+        words = doc.words
+        if any(need <= words for need in _term_words(leaf.terms)):
+            spans = sorted((m.start(), m.end()) for pattern in leaf.patterns
+                           for m in pattern.finditer(view.text) if m.group(0))
+        else:
+            spans = []
+        doc.found[id(leaf)] = spans
     first = bisect.bisect_left(spans, (view.start, view.start))
     out = []
     for start, end in spans[first:]:
