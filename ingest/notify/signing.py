@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Sequence
 
 HEADER = "X-Ingest-Signature"
 DEFAULT_TOLERANCE_S = 300
 
 
-def signature(secret: str, body: bytes, timestamp: int) -> str:
-    """The header value for ``body`` sent at ``timestamp``."""
-    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
-    return f"t={timestamp},v1={mac.hexdigest()}"
+def signature(secret: str | Sequence[str], body: bytes, timestamp: int) -> str:
+    """The header value for ``body`` sent at ``timestamp``: one ``v1=`` per secret, so
+    while a secret is rotated, receivers holding the old or the new one both verify."""
+    secrets = [secret] if isinstance(secret, str) else list(secret)
+    message = f"{timestamp}.".encode() + body
+    macs = [hmac.new(s.encode(), message, hashlib.sha256).hexdigest() for s in secrets]
+    return f"t={timestamp}," + ",".join(f"v1={m}" for m in macs)
 
 
 def verify(secret: str, header: str, body: bytes, now: float,
@@ -33,5 +37,5 @@ def verify(secret: str, header: str, body: bytes, now: float,
         return False
     if abs(now - timestamp) > tolerance_s:
         return False
-    expected = signature(secret, body, timestamp).split("v1=", 1)[1]
+    expected = signature(secret, body, timestamp).split("v1=", 1)[1].split(",")[0]
     return any(v.isascii() and hmac.compare_digest(expected, v) for v in parts.get("v1", []))

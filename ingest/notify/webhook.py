@@ -1,4 +1,4 @@
-"""The ``webhook`` channel: POSTs the JSON payload, signed when a secret is set."""
+"""The ``webhook`` channel: POSTs the alert in its ``format``, signed when a secret is set."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ from collections.abc import Callable
 from typing import Literal
 
 import httpx
-from pydantic import BaseModel, ConfigDict, SecretStr
+from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
 
 from ingest.errors import DeliveryError
 from ingest.model import Alert
 from ingest.notify.base import ChannelContext
-from ingest.notify.render import delivery_key, payload_bytes
+from ingest.notify.formats import FORMATS
+from ingest.notify.render import delivery_key
 from ingest.notify.signing import HEADER, signature
 
 # 4xx answers that a retry can cure; any other 4xx is permanent.
@@ -24,8 +25,25 @@ class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     type: Literal["webhook"]
     url: str
-    secret: SecretStr | None = None
+    format: Literal["json", "cloudevents", "slack"] = "json"
+    # One secret, or two while rotating (the new one first): each signs, so receivers
+    # holding either accept the delivery.
+    secret: SecretStr | list[SecretStr] | None = None
     headers: dict[str, str] = {}
+
+    @field_validator("secret")
+    @classmethod
+    def _at_most_two(cls, v: SecretStr | list[SecretStr] | None
+                     ) -> SecretStr | list[SecretStr] | None:
+        if isinstance(v, list) and not 1 <= len(v) <= 2:
+            raise ValueError("give one secret, or two while rotating (new first, then old)")
+        return v
+
+    def secrets(self) -> list[str]:
+        if self.secret is None:
+            return []
+        found = self.secret if isinstance(self.secret, list) else [self.secret]
+        return [s.get_secret_value() for s in found]
 
 
 class WebhookNotifier:
@@ -37,21 +55,26 @@ class WebhookNotifier:
         self._timeout = timeout_s
         self._clock = clock
 
-    def request_headers(self, alert: Alert, body: bytes) -> dict[str, str]:
-        headers = {"Content-Type": "application/json", "Idempotency-Key": delivery_key(alert),
+    def request_headers(self, alert: Alert, body: bytes,
+                        content_type: str = "application/json") -> dict[str, str]:
+        headers = {"Content-Type": content_type, "Idempotency-Key": delivery_key(alert),
                    **self._settings.headers}
-        if self._settings.secret is not None:
-            secret = self._settings.secret.get_secret_value()
-            headers[HEADER] = signature(secret, body, int(self._clock()))
+        secrets = self._settings.secrets()
+        if secrets:
+            headers[HEADER] = signature(secrets, body, int(self._clock()))
         return headers
 
+    def request(self, alert: Alert) -> tuple[bytes, dict[str, str]]:
+        """The body in the channel's ``format`` and the headers that go with it."""
+        content_type, body = FORMATS[self._settings.format](alert)
+        return body, self.request_headers(alert, body, content_type)
+
     async def send(self, alert: Alert) -> str:
-        body = payload_bytes(alert)
+        body, headers = self.request(alert)
         try:
             async with asyncio.timeout(self._timeout):  # the whole request, not each read
                 response = await self._http.post(self._settings.url, content=body,
-                                                 headers=self.request_headers(alert, body),
-                                                 timeout=self._timeout)
+                                                 headers=headers, timeout=self._timeout)
         except TimeoutError as exc:
             raise DeliveryError(self.name, f"POST {self._settings.url}: no complete answer "
                                 f"within {self._timeout:g}s") from exc

@@ -1,0 +1,119 @@
+"""Webhook body formats (CloudEvents, Slack) and secret rotation, on a real loopback receiver."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from pydantic import ValidationError
+from test_notify import lower_keys, make_alert
+
+from ingest.notify import webhook as webhook_channel
+from ingest.notify.base import ChannelContext
+from ingest.notify.formats import cloudevents_body, slack_body
+from ingest.notify.render import alert_payload
+from ingest.notify.signing import HEADER, signature, verify
+from ingest.testing import WebhookReceiver
+
+NEW, OLD = "new-secret", "old-secret"
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient() as client:
+        yield client
+
+
+def notifier(http: httpx.AsyncClient, url: str, **settings: object
+             ) -> webhook_channel.WebhookNotifier:
+    config = webhook_channel.Settings.model_validate({"type": "webhook", "url": url, **settings})
+    return webhook_channel.build("hook", config, ChannelContext(http, 5.0))
+
+
+# -- pure formats ---------------------------------------------------------------------
+
+def test_cloudevents_is_a_structured_1_0_event_carrying_the_payload() -> None:
+    alert = make_alert()
+    content_type, body = cloudevents_body(alert)
+    event = json.loads(body)
+    assert content_type.startswith("application/cloudevents+json")
+    assert event["specversion"] == "1.0"
+    assert event["type"] == "org.ingest.alert.fired"
+    assert event["source"] == "/ingest/rules/arms-transfer"
+    assert event["id"] == alert.id
+    assert event["datacontenttype"] == "application/json"
+    assert event["data"] == json.loads(json.dumps(alert_payload(alert)))
+    assert event["time"] == alert.created_at.isoformat()
+
+
+def test_cloudevents_update_has_its_own_type_and_id() -> None:
+    later = dataclasses.replace(make_alert(), revision=2, last_seen=make_alert().created_at)
+    event = json.loads(cloudevents_body(later)[1])
+    assert event["type"] == "org.ingest.alert.updated"
+    assert event["id"] == f"{later.id}.r2"
+
+
+def test_slack_body_has_text_and_blocks_with_feed_text_made_inert() -> None:
+    alert = make_alert(entry_title="Strikes <@channel> & <!here> hit depots",
+                       snippet="Officials said <b>two</b> depots burned.")
+    content_type, body = slack_body(alert)
+    message = json.loads(body)
+    assert content_type == "application/json"
+    assert message["text"].startswith("[HIGH] ")
+    assert [b["type"] for b in message["blocks"]] == ["header", "section", "context"]
+    rendered = json.dumps(message)
+    assert "<@channel>" not in rendered and "<!here>" not in rendered
+    assert "&lt;@channel&gt; &amp; &lt;!here&gt;" in message["blocks"][1]["text"]["text"]
+    assert "&lt;b&gt;two&lt;/b&gt;" in message["blocks"][1]["text"]["text"]
+    assert alert.entry_link.split("?")[0] in message["blocks"][1]["text"]["text"]
+
+
+# -- rotation ---------------------------------------------------------------------------
+
+def test_two_secrets_give_two_v1_values_each_verifying() -> None:
+    header = signature([NEW, OLD], b"body", 1_714_564_800)
+    assert header.count("v1=") == 2
+    assert verify(NEW, header, b"body", now=1_714_564_800)
+    assert verify(OLD, header, b"body", now=1_714_564_800)
+    assert not verify("other", header, b"body", now=1_714_564_800)
+
+
+def test_more_than_two_secrets_are_refused() -> None:
+    with pytest.raises(ValidationError, match="two while rotating"):
+        webhook_channel.Settings.model_validate(
+            {"type": "webhook", "url": "http://127.0.0.1/x", "secret": ["a", "b", "c"]})
+
+
+# -- real deliveries ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("fmt", ["json", "cloudevents", "slack"])
+async def test_each_format_is_delivered_signed(fmt: str, webhook: WebhookReceiver,
+                                               http: httpx.AsyncClient) -> None:
+    """Every format reaches the receiver with its content type, key and a valid signature."""
+    alert = make_alert()
+    assert await notifier(http, webhook.url("/h"), format=fmt, secret=NEW).send(alert) \
+        == "HTTP 200"
+    [request] = webhook.received
+    headers = lower_keys(request.headers)
+    body = json.loads(request.body)
+    expected_type = {"json": "application/json", "slack": "application/json",
+                     "cloudevents": "application/cloudevents+json; charset=utf-8"}[fmt]
+    assert headers["content-type"] == expected_type
+    assert headers["idempotency-key"] == alert.id
+    assert verify(NEW, headers[HEADER.lower()], request.body, now=time.time())
+    marker = {"json": "schema_version", "cloudevents": "specversion", "slack": "blocks"}[fmt]
+    assert marker in body
+
+
+async def test_rotation_delivery_verifies_with_old_and_new(webhook: WebhookReceiver,
+                                                           http: httpx.AsyncClient) -> None:
+    """During rotation one delivery carries both signatures: old and new receivers accept."""
+    await notifier(http, webhook.url("/h"), secret=[NEW, OLD]).send(make_alert())
+    [request] = webhook.received
+    header = lower_keys(request.headers)[HEADER.lower()]
+    assert verify(NEW, header, request.body, now=time.time())
+    assert verify(OLD, header, request.body, now=time.time())
