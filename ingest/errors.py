@@ -106,7 +106,9 @@ class StorageError(IngestError):
 class DeliveryError(IngestError):
     """A channel failed to deliver an alert.  ``permanent`` means retrying cannot help."""
 
-    def __init__(self, channel: str, message: str, *, permanent: bool = False) -> None:
+    def __init__(self, channel: str, message: str, *, permanent: bool = False,
+                 retry_after_s: float | None = None) -> None:
         self.channel = channel
         self.permanent = permanent
+        self.retry_after_s = retry_after_s  # the receiver's Retry-After, when it sent one
         super().__init__(f"{channel}: {message}")

@@ -148,17 +148,21 @@ class _WebhookHandler(BaseHTTPRequestHandler):
             server.rejected.append(ReceivedRequest(self.path, dict(self.headers.items()), body))
         self.send_response(status)
         self.send_header("Content-Type", "text/plain")
+        for name, value in server.response_headers.items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(b"ok" if status < 300 else b"rejected")
 
 
 class WebhookReceiver(_LoopbackServer):
-    """Records POSTs.  Answers ``status`` (default 200), or the next of ``statuses``."""
+    """Records POSTs.  Answers ``status`` (default 200), or the next of ``statuses``, with
+    ``response_headers`` (e.g. ``Retry-After``)."""
 
     def __init__(self, status: int = 200) -> None:
         super().__init__(_WebhookHandler)
         self.status = status
         self.statuses: list[int] = []
+        self.response_headers: dict[str, str] = {}
         self.received: list[ReceivedRequest] = []
         self.rejected: list[ReceivedRequest] = []
 

@@ -182,7 +182,7 @@ async def test_failed_delivery_is_kept_and_retried(tmp_path: Path, analyzer: Ana
         failed = await app.store.deliveries()
         webhook.status = 200
         too_soon = await app.run_cycle(force=True)
-        clock.advance(seconds=31)
+        clock.advance(seconds=34)  # first retry: 30 s plus up to 10 % jitter
         second = await app.run_cycle(force=True)
         after = await app.store.deliveries()
     finally:

@@ -117,3 +117,38 @@ async def test_rotation_delivery_verifies_with_old_and_new(webhook: WebhookRecei
     header = lower_keys(request.headers)[HEADER.lower()]
     assert verify(NEW, header, request.body, now=time.time())
     assert verify(OLD, header, request.body, now=time.time())
+
+
+# -- Retry-After ----------------------------------------------------------------------------
+
+def test_retry_after_seconds_and_dates_are_read() -> None:
+    from datetime import UTC, datetime
+
+    from ingest.notify.retry import parse_retry_after, retry_at
+
+    now = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+    assert parse_retry_after("120", now) == 120.0
+    assert parse_retry_after("Wed, 01 May 2024 12:05:00 GMT", now) == 300.0
+    assert parse_retry_after("Wed, 01 May 2024 11:00:00 GMT", now) == 0.0  # already past
+    assert parse_retry_after("soon", now) is None
+    assert parse_retry_after(None, now) is None
+    # The longer of the backoff and the receiver's wish, capped at a day; jitter adds ≤ 10 %.
+    assert (retry_at(now, 1, retry_after_s=600) - now).total_seconds() == 600
+    assert (retry_at(now, 1, retry_after_s=5) - now).total_seconds() == 30
+    assert (retry_at(now, 1, retry_after_s=10 ** 9) - now).total_seconds() == 86400
+    assert (retry_at(now, 1, jitter=0.999) - now).total_seconds() == pytest.approx(33, abs=0.01)
+
+
+@pytest.mark.parametrize("status", [429, 503])
+async def test_429_and_503_carry_the_receivers_retry_after(status: int,
+                                                           webhook: WebhookReceiver,
+                                                           http: httpx.AsyncClient) -> None:
+    from ingest.errors import DeliveryError
+
+    webhook.status = status
+    webhook.response_headers["Retry-After"] = "90"
+    with pytest.raises(DeliveryError) as caught:
+        await notifier(http, webhook.url("/h")).send(make_alert())
+    assert caught.value.retry_after_s == 90.0
+    assert not caught.value.permanent
+    assert "Retry-After: 90s" in str(caught.value)

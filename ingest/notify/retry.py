@@ -2,18 +2,42 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 
 FIRST_RETRY_S = 30.0
 MAX_RETRY_S = 3600.0
+MAX_RETRY_AFTER_S = 86400.0  # a receiver asking for more than a day is capped at a day
 
 
 def retry_at(now: datetime, attempts: int, *, first_s: float = FIRST_RETRY_S,
-             max_s: float = MAX_RETRY_S) -> datetime:
+             max_s: float = MAX_RETRY_S, retry_after_s: float | None = None,
+             jitter: float = 0.0) -> datetime:
     """The earliest time to retry after ``attempts`` failed attempts (1 -> 30 s, 2 -> 60 s …).
 
     Doubling from ``first_s`` up to ``max_s``: eight attempts wait about an hour in all
-    (30 s + 60 s + … + 32 min), long enough to ride out a receiver's restart.
+    (30 s + 60 s + … + 32 min), long enough to ride out a receiver's restart.  A
+    receiver's ``Retry-After`` (``retry_after_s``) is honoured when it asks for longer
+    (up to a day).  ``jitter`` in [0, 1) stretches the wait by up to 10 % so that many
+    deliveries failed together do not retry in one burst.
     """
     delay = min(first_s * 2 ** min(max(0, attempts - 1), 30), max_s)
-    return now + timedelta(seconds=delay)
+    if retry_after_s is not None:
+        delay = max(delay, min(retry_after_s, MAX_RETRY_AFTER_S))
+    return now + timedelta(seconds=delay * (1 + 0.1 * min(max(jitter, 0.0), 1.0)))
+
+
+def parse_retry_after(value: str | None, now: datetime) -> float | None:
+    """Seconds a ``Retry-After`` header asks for (delta-seconds or an HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Literal
 
 import httpx
@@ -15,6 +16,7 @@ from ingest.model import Alert
 from ingest.notify.base import ChannelContext
 from ingest.notify.formats import FORMATS
 from ingest.notify.render import delivery_key
+from ingest.notify.retry import parse_retry_after
 from ingest.notify.signing import HEADER, signature
 
 # 4xx answers that a retry can cure; any other 4xx is permanent.
@@ -84,8 +86,14 @@ class WebhookNotifier:
         if response.is_success:
             return f"HTTP {response.status_code}"
         permanent = 400 <= response.status_code < 500 and response.status_code not in _RETRYABLE_4XX
+        wait = None
+        if response.status_code in (429, 503):
+            wait = parse_retry_after(response.headers.get("Retry-After"),
+                                     datetime.fromtimestamp(self._clock(), UTC))
         raise DeliveryError(self.name, f"POST {self._settings.url} answered HTTP "
-                            f"{response.status_code}: {response.text[:200]}", permanent=permanent)
+                            f"{response.status_code}: {response.text[:200]}"
+                            + (f" (Retry-After: {wait:g}s)" if wait is not None else ""),
+                            permanent=permanent, retry_after_s=wait)
 
     async def aclose(self) -> None:
         return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Callable, Mapping
 from datetime import datetime
 
@@ -45,15 +46,18 @@ async def _deliver_one(store: Store, notifiers: Mapping[str, Notifier], d: Pendi
     except DeliveryError as exc:
         dead = exc.permanent or d.attempts + 1 >= max_attempts
         now = clock()
+        wait = retry_at(now, d.attempts + 1, retry_after_s=exc.retry_after_s,
+                        jitter=random.random())
         await store.record_delivery(d.id, ok=False, detail=str(exc), now=now, dead=dead,
-                                    retry_at=retry_at(now, d.attempts + 1))
+                                    retry_at=wait)
         dlog.warning("delivery.failed", error=str(exc), dead=dead)
         return False
     except Exception as exc:  # a channel bug must not lose the alert or stop the others
         now = clock()
         await store.record_delivery(d.id, ok=False, now=now, dead=d.attempts + 1 >= max_attempts,
                                     detail=f"unexpected {type(exc).__name__}: {exc}",
-                                    retry_at=retry_at(now, d.attempts + 1))
+                                    retry_at=retry_at(now, d.attempts + 1,
+                                                      jitter=random.random()))
         dlog.exception("delivery.crashed")
         return False
     await store.record_delivery(d.id, ok=True, detail=receipt, now=clock())
