@@ -18,6 +18,7 @@ from ingest.errors import ConfigError, Problem
 from ingest.feedlist import load_feed_file
 from ingest.model import Feed
 from ingest.notify.registry import ChannelSettings
+from ingest.routing import Route, route
 from ingest.yamlfile import YamlProblem, load_yaml
 
 CONFIG_ENV = "INGEST_CONFIG"
@@ -105,6 +106,7 @@ class Settings(_Strict):
     rules_watch: bool = True  # reload rule and gazetteer files when they change
     channels: dict[str, Annotated[ChannelSettings, Field(discriminator="type")]] = {}
     default_channels: list[str] | None = None  # None: every channel
+    routes: list[Route] = []  # more channels by severity, tag or rule (see routing.py)
     log: LogSettings = LogSettings()
     source: str = "<defaults>"  # the file this came from, for messages
 
@@ -124,6 +126,13 @@ class Settings(_Strict):
                                            f"feed id {feed.id!r} is defined twice")])
             seen[feed.id] = feed
         return feeds
+
+    def route(self, rule_id: str, severity: str, tags: tuple[str, ...],
+              notify: tuple[str, ...]) -> tuple[str, ...]:
+        """The channels an alert of this rule goes to: its ``notify`` (or the defaults),
+        then the matching ``routes``, minus channels whose ``min_severity`` it misses."""
+        floors = {name: ch.min_severity for name, ch in self.channels.items()}
+        return route(rule_id, severity, tags, self.channels_for(notify), self.routes, floors)
 
     def channels_for(self, wanted: tuple[str, ...]) -> tuple[str, ...]:
         """The configured channels a rule's ``notify`` resolves to."""
@@ -184,6 +193,13 @@ def _finish(settings: Settings, base: Path) -> Settings:
         Problem(settings.source, None,
                 f"default_channels: {name!r} is not a configured channel")
         for name in settings.default_channels or [] if name not in settings.channels
+    ]
+    problems += [
+        Problem(settings.source, None,
+                f"routes[{i}].channels: {name!r} is not a configured channel; configured: "
+                f"{', '.join(settings.channels) or 'none'}")
+        for i, r in enumerate(settings.routes) for name in r.channels
+        if name not in settings.channels
     ]
     if problems:
         raise ConfigError(problems)

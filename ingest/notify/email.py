@@ -20,6 +20,8 @@ from ingest.notify.render import delivery_key, html_body, subject, text_body
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
     type: Literal["email"]
+    # Alerts below this severity are not sent here (info < low < medium < high < critical).
+    min_severity: Literal["info", "low", "medium", "high", "critical"] | None = None
     host: str
     port: int | None = None  # default: 465 for tls, 587 for starttls, 25 for none
     security: Literal["starttls", "tls", "none"] = "starttls"

@@ -17,6 +17,8 @@ from ingest.notify.render import payload_bytes
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     type: Literal["file"]
+    # Alerts below this severity are not sent here (info < low < medium < high < critical).
+    min_severity: Literal["info", "low", "medium", "high", "critical"] | None = None
     path: Path
 
 

@@ -26,6 +26,8 @@ _RETRYABLE_4XX = {408, 425, 429}
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     type: Literal["webhook"]
+    # Alerts below this severity are not sent here (info < low < medium < high < critical).
+    min_severity: Literal["info", "low", "medium", "high", "critical"] | None = None
     url: str
     format: Literal["json", "cloudevents", "slack"] = "json"
     # One secret, or two while rotating (the new one first): each signs, so receivers

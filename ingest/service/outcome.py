@@ -68,7 +68,9 @@ def outcomes(prepared: Sequence[Prepared], stories: dict[int, int], rules: RuleS
             rule = rules.get(match.rule_id)
             assert rule is not None
             key = dedupe_key(rule.spec, match, story, entry.feed_id)
-            channels = settings.channels_for(tuple(rule.spec.notify))
+            spec = rule.spec
+            channels = settings.route(spec.id, spec.severity, tuple(spec.tags),
+                                      tuple(spec.notify))
             alert = make_alert(rule, match, entry, now, channels, story, key)
             event = MatchEvent(rule.id, stored.id, story, entry.feed_id, at, key,
                                tuple(rule.spec.tags), entity_keys(match.entities))
