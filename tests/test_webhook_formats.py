@@ -152,3 +152,30 @@ async def test_429_and_503_carry_the_receivers_retry_after(status: int,
     assert caught.value.retry_after_s == 90.0
     assert not caught.value.permanent
     assert "Retry-After: 90s" in str(caught.value)
+
+
+def readme_verifier() -> object:
+    """The receiver-side verifier printed in README.md, loaded as a user would copy it."""
+    from conftest import REPO
+
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    start = text.index("```python\nimport hashlib, hmac, time\n\ndef verify(")
+    code = text[start + len("```python\n"):text.index("```", start + 10)]
+    namespace: dict[str, object] = {}
+    exec(compile(code, "README.md", "exec"), namespace)  # our own README, as users copy it
+    return namespace["verify"]
+
+
+async def test_the_readme_verifier_accepts_real_deliveries(webhook: WebhookReceiver,
+                                                           http: httpx.AsyncClient) -> None:
+    """The README's verifier accepts a real delivery signed during rotation with either
+    secret, and refuses a wrong secret or a changed body."""
+    verify_as_documented = readme_verifier()
+    await notifier(http, webhook.url("/h"), secret=[NEW, OLD], format="cloudevents").send(
+        make_alert())
+    [request] = webhook.received
+    header = lower_keys(request.headers)[HEADER.lower()]
+    assert verify_as_documented(NEW, header, request.body)  # type: ignore[operator]
+    assert verify_as_documented(OLD, header, request.body)  # type: ignore[operator]
+    assert not verify_as_documented("wrong", header, request.body)  # type: ignore[operator]
+    assert not verify_as_documented(NEW, header, request.body + b" ")  # type: ignore[operator]
