@@ -48,3 +48,20 @@ def parse_since(text: str, option: str) -> float:
         typer.echo(f"error: {option} must be longer than zero, e.g. 8h", err=True)
         raise typer.Exit(2)
     return seconds
+
+
+def require_database(settings: Settings, why: str = "") -> None:
+    """Exit 2 when ``database_url`` names a SQLite file that does not exist: operator
+    commands read what the service recorded and must not create an empty database."""
+    from sqlalchemy.engine import make_url
+
+    from ingest.store.sql import async_url
+
+    parsed = make_url(async_url(settings.database_url))
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return
+    path = Path(parsed.database).expanduser()
+    if not path.exists():
+        typer.echo(f"error: no database at {path}{why}; check database_url in "
+                   f"{settings.source} (the service creates it when it first runs)", err=True)
+        raise typer.Exit(2)

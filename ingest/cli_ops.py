@@ -13,9 +13,15 @@ from typing import Annotated, TypeVar
 
 import typer
 
-from ingest.cli_common import ConfigOpt, handles_errors, parse_since, settings_from
+from ingest.cli_common import (
+    ConfigOpt,
+    handles_errors,
+    parse_since,
+    require_database,
+    settings_from,
+)
 from ingest.rules.policy import Silence
-from ingest.store.sql import SqlStore, async_url, open_store
+from ingest.store.sql import SqlStore, open_store
 
 silence_app = typer.Typer(help="Silence alerts for a while (recorded, never sent).",
                           no_args_is_help=True)
@@ -33,11 +39,7 @@ class MatchState(StrEnum):
 def with_store(config: Path | None, work: Callable[[SqlStore], Awaitable[T]]) -> T:
     """Run ``work`` on the configured database, which must exist (the service made it)."""
     settings = settings_from(config)
-    missing = sqlite_file_missing(settings.database_url)
-    if missing is not None:
-        typer.echo(f"error: no database at {missing}; check database_url in "
-                   f"{settings.source} (the service creates it when it first runs)", err=True)
-        raise typer.Exit(2)
+    require_database(settings)
 
     async def main() -> T:
         store = open_store(settings.database_url)
@@ -56,17 +58,6 @@ def _silence_line(s: Silence, now: datetime) -> str:
     state = "active" if s.active(now) else "expired"
     return (f"#{s.id}  {state:7}  {what}  until {s.expires_at:%Y-%m-%d %H:%M} UTC  "
             f"— {s.reason}")
-
-
-def sqlite_file_missing(url: str) -> str | None:
-    """The path of a SQLite database URL's file when that file does not exist, else None."""
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(async_url(url))
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
-        return None
-    path = Path(parsed.database).expanduser()
-    return None if path.exists() else str(path)
 
 
 @silence_app.command("add")

@@ -12,7 +12,13 @@ from typing import Annotated, Any
 
 import typer
 
-from ingest.cli_common import ConfigOpt, handles_errors, parse_since, settings_from
+from ingest.cli_common import (
+    ConfigOpt,
+    handles_errors,
+    parse_since,
+    require_database,
+    settings_from,
+)
 from ingest.config import Settings
 from ingest.rules.backtest import ReplayItem, RuleReport, replay
 from ingest.rules.compile import CompiledRule
@@ -84,14 +90,8 @@ def rules_backtest(
         as_json: Annotated[bool, typer.Option("--json", help="One JSON document.")] = False,
         config: ConfigOpt = None) -> None:
     """Replay rules over stored entries: what would have fired, per day. Sends nothing."""
-    from ingest.cli_ops import sqlite_file_missing
-
     settings = settings_from(config)
-    missing = sqlite_file_missing(settings.database_url)
-    if missing is not None:
-        typer.echo(f"error: no database at {missing}: nothing stored to replay; check "
-                   f"database_url in {settings.source}", err=True)
-        raise typer.Exit(2)
+    require_database(settings, ": nothing stored to replay")
     ruleset = _select_rules(settings, rules)
     start = datetime.now(UTC) - timedelta(seconds=parse_since(since, "--since"))
     items = asyncio.run(_load_items(settings, start, ruleset.rules))

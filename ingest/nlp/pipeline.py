@@ -34,6 +34,7 @@ from ingest.rules.compile import (
     PatternLeaf,
     Scoped,
     SourceLeaf,
+    walk,
 )
 
 if TYPE_CHECKING:
@@ -58,19 +59,12 @@ MINIMAL = NlpFeatures(parser=False, lemmas=False)
 def features_needed(rules: Iterable[CompiledRule]) -> NlpFeatures:
     """The features the enabled ``rules`` read (everything, for a node type not known here)."""
     parser = lemmas = False
-    todo: list[object] = [r.when for r in rules if r.spec.enabled]
-    while todo:
-        node = todo.pop()
-        if isinstance(node, Branch):
-            todo.extend(node.children)
-        elif isinstance(node, Scoped):
-            todo.append(node.child)
-        elif isinstance(node, ActionLeaf):
+    for node in (n for r in rules if r.spec.enabled for n in walk(r.when)):
+        if isinstance(node, ActionLeaf):
             parser = lemmas = True
-            todo.extend(n for n in (node.object, node.subject) if n is not None)
         elif isinstance(node, LemmaLeaf | NearLeaf):
             lemmas = True
-        elif not isinstance(node, PatternLeaf | EntityLeaf | SourceLeaf):
+        elif not isinstance(node, Branch | Scoped | PatternLeaf | EntityLeaf | SourceLeaf):
             return FULL
     return NlpFeatures(parser=parser, lemmas=lemmas)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -282,18 +282,20 @@ def compile_rule(spec: RuleSpec, gaz: Gazetteer | None, file: str = "<rule>",
     return CompiledRule(spec, compile_node(spec.when, gaz, ("when",), lists), file, line)
 
 
-def leaf_descriptions(node: Node) -> dict[str, str]:
-    """Each leaf's path (as in :attr:`~ingest.model.Hit.leaf`) and its description."""
-    out: dict[str, str] = {}
+def walk(node: Node) -> Iterator[Node]:
+    """``node`` and every node below it: branch children, scoped nodes, action arguments."""
     todo: list[Node] = [node]
     while todo:
         n = todo.pop()
+        yield n
         if isinstance(n, Branch):
             todo.extend(n.children)
         elif isinstance(n, Scoped):
             todo.append(n.child)
-        else:
-            out[n.path] = n.describe
-            if isinstance(n, ActionLeaf):
-                todo.extend(c for c in (n.object, n.subject) if c is not None)
-    return out
+        elif isinstance(n, ActionLeaf):
+            todo.extend(c for c in (n.object, n.subject) if c is not None)
+
+
+def leaf_descriptions(node: Node) -> dict[str, str]:
+    """Each leaf's path (as in :attr:`~ingest.model.Hit.leaf`) and its description."""
+    return {n.path: n.describe for n in walk(node) if not isinstance(n, Branch | Scoped)}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -27,20 +27,21 @@ class RuleSet:
 
     rules: tuple[CompiledRule, ...]
 
-    def __post_init__(self) -> None:
+    _by_id: dict[str, CompiledRule] = field(init=False, repr=False, compare=False)
+    _index: RuleIndex = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:  # derived once: the set is frozen
         object.__setattr__(self, "_by_id", {r.id: r for r in self.rules})
         object.__setattr__(self, "_index", RuleIndex.build(self.rules))
 
     def get(self, rule_id: str) -> CompiledRule | None:
-        by_id: dict[str, CompiledRule] = getattr(self, "_by_id")  # noqa: B009
-        return by_id.get(rule_id)
+        return self._by_id.get(rule_id)
 
     def candidates(self, analysis: Analysis, feed_id: str) -> tuple[CompiledRule, ...]:
         """The enabled rules that may match ``analysis``, in rule order: a shared index of
         the terms and entity keys each rule needs (:mod:`ingest.rules.index`) rules out the
         rest without evaluating them."""
-        index: RuleIndex = getattr(self, "_index")  # noqa: B009
-        return index.candidates(analysis, feed_id)
+        return self._index.candidates(analysis, feed_id)
 
     def __len__(self) -> int:
         return len(self.rules)

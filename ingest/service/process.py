@@ -35,7 +35,8 @@ async def process_entries(entries: Sequence[StoredEntry], *, runner: NlpRunner, 
     changes: list[AlertChange] = []
     size = settings.nlp.batch_size
     # Oldest news first, so a story's alert is raised by its earliest copy at hand.
-    entries = sorted(entries, key=lambda s: (event_time(s.entry, s.fetched_at or clock()), s.id))
+    now = clock()
+    entries = sorted(entries, key=lambda s: (event_time(s.entry, s.fetched_at or now), s.id))
     for i in range(0, len(entries), size):
         batch = list(entries[i:i + size])
         try:
@@ -75,7 +76,8 @@ async def _process_batch(batch: list[StoredEntry], runner: NlpRunner, rules: Rul
     candidates = await store.story_candidates(
         [k for p in prepared for k in p.fingerprint.bands], [p.link for p in prepared if p.link],
         now - timedelta(seconds=settings.stories.window))
-    stories = assign_stories(story_inputs(prepared), candidates, settings.stories.similarity)
+    stories = await asyncio.to_thread(assign_stories, story_inputs(prepared), candidates,
+                                      settings.stories.similarity)
     results = await asyncio.to_thread(outcomes, prepared, stories, rules, settings, now)
     changes = await store.record_outcomes(results, clock())
     for change in changes:
