@@ -73,8 +73,12 @@ class NlpSettings(_Strict):
 
 
 class DeliverySettings(_Strict):
-    max_attempts: int = Field(8, ge=1)
+    """Defaults for every channel's outbox (a channel may set its own max_attempts, max_age)."""
+
+    max_attempts: int = Field(30, ge=1)  # about a day of retries with the default backoff
+    max_age: Duration = 2 * 86400.0  # a delivery is given up once it would be older
     timeout: Duration = 15.0
+    tick: Duration = 10.0  # how often due retries are looked for (new alerts go at once)
 
 
 class StorySettings(_Strict):

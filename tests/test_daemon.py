@@ -7,6 +7,9 @@ import os
 import signal
 from types import SimpleNamespace
 
+from ingest.config import Settings
+from ingest.service.app import utc_now
+from ingest.service.deliver import Dispatcher
 from ingest.service.scheduler import Daemon
 
 
@@ -14,7 +17,10 @@ class SlowService:
     """Stands in for App: one cycle takes a second and records that it finished."""
 
     def __init__(self) -> None:
-        self.settings = SimpleNamespace(polling=SimpleNamespace(tick=60.0))
+        self.settings = SimpleNamespace(polling=SimpleNamespace(tick=60.0),
+                                        delivery=SimpleNamespace(tick=60.0))
+        # No channels: the real dispatcher has no worker and never touches a store.
+        self.dispatcher = Dispatcher(Settings(), {}, None, utc_now)  # type: ignore[arg-type]
         self.started = asyncio.Event()
         self.finished = 0
 

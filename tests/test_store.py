@@ -3,6 +3,7 @@ alerts, deliveries, silences, matches and pruning."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -16,7 +17,15 @@ from ingest.model import Alert, Entry, Feed, FetchResult
 from ingest.parse.dedup import alert_id
 from ingest.rules.policy import MatchEvent, Silence
 from ingest.rules.spec import RuleSpec
-from ingest.store.base import DeliveryRow, EntryOutcome, FeedRow, ProposedMatch, StoredEntry
+from ingest.store.base import (
+    DeliveryResult,
+    DeliveryRow,
+    EntryOutcome,
+    FeedRow,
+    PendingDelivery,
+    ProposedMatch,
+    StoredEntry,
+)
 from ingest.store.schema import SCHEMA_VERSION, metadata
 from ingest.store.sql import SqlStore
 from ingest.stories.minhash import fingerprint
@@ -451,7 +460,8 @@ async def test_update_with_notify_adds_a_revision_per_channel(store: SqlStore) -
     rows = sorted((d.channel, d.revision, d.state) for d in await store.deliveries())
     assert rows == [("a", 0, "pending"), ("a", 1, "pending"),
                     ("b", 0, "pending"), ("b", 1, "pending")]
-    pending = await store.pending_deliveries(max_attempts=3, limit=10)
+    pending = [p for channel in ("a", "b") for p in await store.claim_deliveries(
+        channel, now=NOW, lease_until=NOW, token="t", limit=10, max_attempts=3)]
     assert sorted(p.alert.revision for p in pending) == [0, 0, 1, 1]
     assert {len(p.alert.sources) for p in pending} == {2}
 
@@ -589,56 +599,152 @@ async def _one_alert(store: SqlStore) -> Alert:
     return change.alert
 
 
-async def test_pending_deliveries_carry_the_alert(store: SqlStore) -> None:
-    """pending_deliveries returns each pending delivery with its full alert."""
-    alert = await _one_alert(store)
-    pending = await store.pending_deliveries(max_attempts=3, limit=10)
-    assert sorted(p.channel for p in pending) == ["a", "b"]
-    assert all(p.alert == alert and p.attempts == 0 for p in pending)
+LEASE = NOW + timedelta(minutes=5)
 
 
-async def test_record_delivery_ok_is_delivered(store: SqlStore) -> None:
-    """A successful delivery is marked delivered, keeps its receipt and is no longer pending."""
+async def _claim(store: SqlStore, channel: str, *, now: datetime = NOW, token: str = "t1",
+                 max_attempts: int = 3, lease: datetime = LEASE,
+                 held_after: datetime | None = None) -> list[PendingDelivery]:
+    return await store.claim_deliveries(channel, now=now, lease_until=lease, token=token,
+                                        limit=10, max_attempts=max_attempts,
+                                        held_after=held_after)
+
+
+def _result(p: PendingDelivery, state: str, detail: str, *, at: datetime = NOW,
+            retry_at: datetime | None = None) -> DeliveryResult:
+    return DeliveryResult(p.id, p.attempts, state, detail, at, at, retry_at)
+
+
+async def test_claim_carries_the_alert_counts_the_attempt_and_holds_the_row(
+        store: SqlStore) -> None:
+    """A claim returns the alert, counts the attempt, and nobody else can claim the row."""
     alert = await _one_alert(store)
-    target = next(p for p in await store.pending_deliveries(3, 10) if p.channel == "a")
-    await store.record_delivery(target.id, ok=True, detail="HTTP 200", now=NOW)
+    [mine] = await _claim(store, "a")
+    assert (mine.alert, mine.attempts, mine.channel) == (alert, 1, "a")
+    assert mine.created_at == NOW
     row = (await _deliveries(store, alert))["a"]
-    assert (row.state, row.attempts, row.receipt) == ("delivered", 1, "HTTP 200")
-    assert [p.channel for p in await store.pending_deliveries(3, 10)] == ["b"]
+    assert (row.state, row.attempts, row.next_attempt_at) == ("sending", 1, LEASE)
+    assert await _claim(store, "a", token="t2") == []
+    assert [p.channel for p in await _claim(store, "b")] == ["b"]
 
 
-async def test_record_delivery_failed_retries_until_max_attempts(store: SqlStore) -> None:
-    """A failed delivery stays pending while attempts < max_attempts, then drops out."""
+async def test_finish_records_delivery_and_attempt_only_for_the_holder(store: SqlStore) -> None:
+    """The holding claim settles the row; a claim that lost the row changes nothing."""
     alert = await _one_alert(store)
-    target = next(p for p in await store.pending_deliveries(3, 10) if p.channel == "a")
-    await store.record_delivery(target.id, ok=False, detail="HTTP 500", now=NOW)
+    [mine] = await _claim(store, "a")
+    assert await store.finish_deliveries("someone-else", [_result(mine, "delivered", "x")],
+                                         NOW) == 0
+    assert (await _deliveries(store, alert))["a"].state == "sending"
+    assert await store.finish_deliveries("t1", [_result(mine, "delivered", "HTTP 200")], NOW) == 1
     row = (await _deliveries(store, alert))["a"]
-    assert (row.state, row.attempts, row.last_error) == ("failed", 1, "HTTP 500")
-    again = {p.channel: p for p in await store.pending_deliveries(3, 10)}
-    assert again["a"].attempts == 1
-    await store.record_delivery(target.id, ok=False, detail="HTTP 502", now=NOW)
-    assert "a" in {p.channel for p in await store.pending_deliveries(3, 10)}
-    await store.record_delivery(target.id, ok=False, detail="HTTP 503", now=NOW)
-    assert {p.channel for p in await store.pending_deliveries(3, 10)} == {"b"}
-    assert "a" in {p.channel for p in await store.pending_deliveries(4, 10)}
+    assert (row.state, row.receipt, row.delivered_at) == ("delivered", "HTTP 200", NOW)
+    assert await _claim(store, "a", now=NOW + timedelta(days=1)) == []
+    outcomes = [(a.attempt, a.outcome, a.detail) for a in await store.delivery_attempts(alert.id)]
+    assert (1, "delivered", "HTTP 200") in outcomes
 
 
-async def test_failed_delivery_waits_for_its_retry_time(store: SqlStore) -> None:
-    """A failed delivery with retry_at is not due before then, and due after."""
-    await _one_alert(store)
-    target = next(p for p in await store.pending_deliveries(3, 10) if p.channel == "a")
+async def test_failed_delivery_is_due_again_at_its_retry_time(store: SqlStore) -> None:
+    """A failed row waits for retry_at, then is claimed with the next attempt number."""
+    alert = await _one_alert(store)
+    [first] = await _claim(store, "a")
     retry = NOW + timedelta(seconds=30)
-    await store.record_delivery(target.id, ok=False, detail="HTTP 503", now=NOW, retry_at=retry)
-    soon = {p.channel for p in await store.pending_deliveries(3, 10, now=NOW)}
-    later = {p.channel for p in await store.pending_deliveries(3, 10, now=retry)}
-    assert (soon, later) == ({"b"}, {"a", "b"})
+    await store.finish_deliveries("t1", [_result(first, "failed", "HTTP 503", retry_at=retry)],
+                                  NOW)
+    row = (await _deliveries(store, alert))["a"]
+    assert (row.state, row.last_error, row.next_attempt_at) == ("failed", "HTTP 503", retry)
+    assert await _claim(store, "a", now=retry - timedelta(seconds=1)) == []
+    [second] = await _claim(store, "a", now=retry, token="t2")
+    assert second.attempts == 2
+    await store.finish_deliveries("t2", [_result(second, "dead", "HTTP 400", at=retry)], retry)
+    assert (await _deliveries(store, alert))["a"].state == "dead"
+    assert await _claim(store, "a", now=retry + timedelta(days=9), max_attempts=100) == []
 
 
-async def test_record_delivery_dead_is_not_pending(store: SqlStore) -> None:
-    """A dead delivery is marked dead and never pending again, whatever max_attempts."""
+async def test_expired_claim_is_claimed_again_and_its_lost_attempt_recorded(
+        store: SqlStore) -> None:
+    """A sender that died mid-send: once its lease runs out the row is claimed again."""
     alert = await _one_alert(store)
-    target = next(p for p in await store.pending_deliveries(3, 10) if p.channel == "b")
-    await store.record_delivery(target.id, ok=False, detail="HTTP 400", now=NOW, dead=True)
+    await _claim(store, "a", lease=NOW + timedelta(seconds=60))
+    assert await _claim(store, "a", now=NOW + timedelta(seconds=59), token="t2") == []
+    [again] = await _claim(store, "a", now=NOW + timedelta(seconds=60), token="t2")
+    assert again.attempts == 2
+    assert [a.outcome for a in await store.delivery_attempts(alert.id)] == ["interrupted"]
+
+
+async def test_expired_claim_without_attempts_left_is_dead(store: SqlStore) -> None:
+    """An interrupted last attempt makes the row dead instead of sending it once more."""
+    alert = await _one_alert(store)
+    await _claim(store, "a", max_attempts=1, lease=NOW)
+    assert await _claim(store, "a", max_attempts=1, token="t2") == []
+    row = (await _deliveries(store, alert))["a"]
+    assert row.state == "dead" and "no attempts left" in (row.last_error or "")
+
+
+async def test_release_and_recover_make_rows_due_now(store: SqlStore) -> None:
+    """release (one claim) and recover_interrupted (all) put sending rows back, due now."""
+    alert = await _one_alert(store)
+    await _claim(store, "a", token="t1")
+    await _claim(store, "b", token="t2")
+    assert await store.release_deliveries("t1", NOW) == 1
+    assert await store.recover_interrupted(NOW) == 1
+    rows = await _deliveries(store, alert)
+    assert {(r.state, r.next_attempt_at) for r in rows.values()} == {("failed", NOW)}
+    assert len(await _claim(store, "a", token="t3")) == 1
+
+
+async def test_abandon_and_retry(store: SqlStore) -> None:
+    """Rows of an unconfigured channel go dead with advice; retry brings them back fresh."""
+    alert = await _one_alert(store)
+    assert await store.abandon_channels(["a"], NOW) == 1
     row = (await _deliveries(store, alert))["b"]
-    assert (row.state, row.last_error) == ("dead", "HTTP 400")
-    assert [p.channel for p in await store.pending_deliveries(100, 10)] == ["a"]
+    assert row.state == "dead" and "not configured" in (row.last_error or "")
+    assert await store.retry_deliveries(NOW) == 1
+    row = (await _deliveries(store, alert))["b"]
+    assert (row.state, row.attempts) == ("pending", 0)
+    [p] = await _claim(store, "b")
+    await store.finish_deliveries("t1", [_result(p, "dead", "HTTP 410")], NOW)
+    assert await store.retry_deliveries(NOW, alert_id="nope") == 0
+    assert await store.retry_deliveries(NOW, alert_id=alert.id) == 1
+
+
+async def test_digest_holds_first_attempts_made_after_the_last_fire(store: SqlStore) -> None:
+    """held_after: a row made after the digest's last fire time waits; a retry does not."""
+    await _one_alert(store)
+    assert await _claim(store, "a", held_after=NOW - timedelta(seconds=1)) == []
+    [p] = await _claim(store, "a", held_after=NOW)
+    await store.finish_deliveries("t1", [_result(p, "failed", "451", retry_at=NOW)], NOW)
+    assert len(await _claim(store, "a", token="t2",
+                            held_after=NOW - timedelta(days=1))) == 1
+
+
+async def test_concurrent_claims_take_disjoint_rows(store: SqlStore) -> None:
+    """Two claims at once (SKIP LOCKED on PostgreSQL) never hand out the same row."""
+    await store.sync_feeds(FEEDS, NOW)
+    stored = await store.add_entries([make_entry(i) for i in range(1, 7)], NOW)
+    rules = [rule_spec(id=f"r{i}") for i in range(3)]
+    await store.record_outcomes([outcome(s, r) for s in stored for r in rules], NOW)
+    one, two = await asyncio.gather(
+        store.claim_deliveries("a", now=NOW, lease_until=LEASE, token="x", limit=10,
+                               max_attempts=3),
+        store.claim_deliveries("a", now=NOW, lease_until=LEASE, token="y", limit=10,
+                               max_attempts=3))
+    ids_one, ids_two = {p.id for p in one}, {p.id for p in two}
+    assert not ids_one & ids_two
+    assert len(ids_one | ids_two) == min(20, len(stored) * len(rules))
+
+
+async def test_alert_summaries_filter_and_find(store: SqlStore) -> None:
+    """alert_summaries lists alerts with their deliveries, filtered by state, rule, since."""
+    alert = await _one_alert(store)
+    [p] = await _claim(store, "a")
+    await store.finish_deliveries("t1", [_result(p, "dead", "HTTP 404")], NOW)
+    [summary] = await store.alert_summaries()
+    assert summary.alert.id == alert.id
+    assert sorted((d.channel, d.state) for d in summary.deliveries) == [
+        ("a", "dead"), ("b", "pending")]
+    assert [s.alert.id for s in await store.alert_summaries(state="dead")] == [alert.id]
+    assert await store.alert_summaries(state="delivered") == []
+    assert await store.alert_summaries(rule_id="other") == []
+    assert await store.alert_summaries(since=NOW + timedelta(seconds=1)) == []
+    assert [a.id for a in await store.find_alert(alert.id[:6])] == [alert.id]
+    assert await store.find_alert("zz%") == []

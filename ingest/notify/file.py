@@ -6,19 +6,14 @@ import asyncio
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
-
 from ingest.errors import DeliveryError
 from ingest.model import Alert
-from ingest.notify.base import ChannelContext
+from ingest.notify.base import ChannelContext, ChannelOptions
 from ingest.notify.render import payload_bytes
 
 
-class Settings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class Settings(ChannelOptions):
     type: Literal["file"]
-    # Alerts below this severity are not sent here (info < low < medium < high < critical).
-    min_severity: Literal["info", "low", "medium", "high", "critical"] | None = None
     path: Path
 
 

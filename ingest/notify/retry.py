@@ -41,3 +41,23 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - now).total_seconds())
+
+
+def settle_failure(*, attempts: int, created_at: datetime | None, now: datetime,
+                   max_attempts: int, max_age_s: float, permanent: bool = False,
+                   retry_after_s: float | None = None,
+                   jitter: float = 0.0) -> tuple[str, datetime | None, str]:
+    """What a failed attempt makes of its delivery: ``(state, retry_at, why)``.
+
+    ``dead`` (with the reason) when the failure is permanent, when ``attempts`` has
+    reached ``max_attempts``, or when the next try would come later than ``max_age_s``
+    after the delivery was created; else ``failed``, due again at ``retry_at``.
+    """
+    if permanent:
+        return "dead", None, "permanent failure"
+    if attempts >= max_attempts:
+        return "dead", None, f"{attempts} attempts made (max_attempts {max_attempts})"
+    when = retry_at(now, attempts, retry_after_s=retry_after_s, jitter=jitter)
+    if created_at is not None and (when - created_at).total_seconds() > max_age_s:
+        return "dead", None, f"older than max_age ({max_age_s:g}s) by the next try"
+    return "failed", when, ""

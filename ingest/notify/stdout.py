@@ -5,18 +5,13 @@ from __future__ import annotations
 import sys
 from typing import Literal, TextIO
 
-from pydantic import BaseModel, ConfigDict
-
 from ingest.model import Alert
-from ingest.notify.base import ChannelContext
+from ingest.notify.base import ChannelContext, ChannelOptions
 from ingest.notify.render import payload_bytes
 
 
-class Settings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class Settings(ChannelOptions):
     type: Literal["stdout"]
-    # Alerts below this severity are not sent here (info < low < medium < high < critical).
-    min_severity: Literal["info", "low", "medium", "high", "critical"] | None = None
 
 
 class StdoutNotifier:

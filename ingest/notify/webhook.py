@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 from typing import Literal
 
 import httpx
-from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 
 from ingest.errors import DeliveryError
 from ingest.model import Alert
-from ingest.notify.base import ChannelContext
+from ingest.notify.base import ChannelContext, ChannelOptions
 from ingest.notify.formats import FORMATS
 from ingest.notify.render import delivery_key
 from ingest.notify.retry import parse_retry_after
@@ -23,17 +23,14 @@ from ingest.notify.signing import HEADER, signature
 _RETRYABLE_4XX = {408, 425, 429}
 
 
-class Settings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class Settings(ChannelOptions):
     type: Literal["webhook"]
-    # Alerts below this severity are not sent here (info < low < medium < high < critical).
-    min_severity: Literal["info", "low", "medium", "high", "critical"] | None = None
     url: str
     format: Literal["json", "cloudevents", "slack"] = "json"
     # One secret, or two while rotating (the new one first): each signs, so receivers
     # holding either accept the delivery.
     secret: SecretStr | list[SecretStr] | None = None
-    headers: dict[str, str] = {}
+    headers: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("secret")
     @classmethod

@@ -25,7 +25,7 @@ from ingest.nlp.runner import NlpRunner
 from ingest.notify.base import ChannelContext, Notifier
 from ingest.notify.registry import build_notifier
 from ingest.rules.load import RuleSet, channel_problems, load_rules
-from ingest.service.deliver import deliver_pending
+from ingest.service.deliver import Dispatcher
 from ingest.service.process import process_entries
 from ingest.service.refresh import RefreshOutcome, refresh_feed
 from ingest.store.base import Store
@@ -67,6 +67,21 @@ def load_rule_files(settings: Settings) -> tuple[Gazetteer, RuleSet]:
     return gaz, rules
 
 
+async def _settle_outbox(store: Store, settings: Settings, now: datetime) -> None:
+    """At start: redo what a stopped process left mid-send (when no other instance can
+    be sending it), and give up deliveries to channels no longer configured."""
+    if store.single_instance:
+        interrupted = await store.recover_interrupted(now)
+        if interrupted:
+            log.warning("delivery.recovered", deliveries=interrupted,
+                        hint="sent again now; receivers drop duplicates by Idempotency-Key")
+    abandoned = await store.abandon_channels(list(settings.channels), now)
+    if abandoned:
+        log.warning("delivery.abandoned", deliveries=abandoned,
+                    hint="their channels are not configured; see `ingest alerts list "
+                         "--state dead`")
+
+
 class App:
     """The service's parts.  Use ``await App.start(settings)`` and ``await app.close()``."""
 
@@ -82,6 +97,7 @@ class App:
         self._http = (fetch_http, send_http)
         self.notifiers = notifiers
         self.clock = clock
+        self.dispatcher = Dispatcher(settings, notifiers, store, clock)
         self._pruned_at: datetime | None = None
 
     @classmethod
@@ -111,6 +127,7 @@ class App:
             ctx = ChannelContext(send_http, settings.delivery.timeout)
             notifiers = {name: build_notifier(name, ch, ctx)
                          for name, ch in settings.channels.items()}
+            await _settle_outbox(store, settings, clock())
         except BaseException:
             runner.close()
             await fetch_http.aclose()
@@ -183,6 +200,8 @@ class App:
                 changes = await process_entries(
                     batch, runner=self.runner, rules=self.rules, store=self.store,
                     settings=self.settings, clock=self.clock, gaz=self.runner.analyzer.gaz)
+                if self.dispatcher.running and any(c.notify for c in changes):
+                    self.dispatcher.wake()  # new alerts go out now, not after the cycle
                 report.alerts += [c.alert for c in changes
                                   if c.alert is not None and c.state in ("new", "silenced")]
                 report.updates += sum(c.state == "update" for c in changes)
@@ -192,9 +211,10 @@ class App:
         except Exception:  # the entries stay unprocessed; alerts already made still go out
             log.exception("process.failed")
         await self._prune_now_and_then()
-        report.delivered, report.failed_deliveries = await deliver_pending(
-            self.store, self.notifiers, max_attempts=self.settings.delivery.max_attempts,
-            clock=self.clock)
+        if self.dispatcher.running:  # the daemon's workers send; tell them there is work
+            self.dispatcher.wake()
+        else:
+            report.delivered, report.failed_deliveries = await self.dispatcher.drain()
         log.info("cycle.done", polled=report.polled, errors=len(report.errors),
                  new_entries=report.new_entries, alerts=len(report.alerts),
                  delivered=report.delivered, failed=report.failed_deliveries)

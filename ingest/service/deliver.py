@@ -1,65 +1,208 @@
-"""Delivering pending alerts to their channels and recording each outcome."""
+"""The delivery loop: one worker per channel claims due outbox rows, sends, settles.
+
+Each channel has its own worker, concurrency limit and rate limit, so a slow or dead
+receiver only ever delays its own channel.  A worker claims a batch (the claim is a
+lease, see :mod:`ingest.store.outbox`), sends it under its limits, and records every
+outcome in one transaction.  Workers run when woken: by a new alert, by the
+periodic ``deliveries`` job (retries coming due), or by a digest channel's schedule.
+``drain`` runs them once to completion instead (``ingest run --once``, tests).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import math
+import os
 import random
-from collections.abc import Callable, Mapping
-from datetime import datetime
+import socket
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 
 import structlog
+from aiolimiter import AsyncLimiter
+from apscheduler.triggers.base import BaseTrigger
 
-from ingest.errors import DeliveryError
-from ingest.notify.base import Notifier
-from ingest.notify.retry import retry_at
-from ingest.store.base import PendingDelivery, Store
+from ingest.config import DeliverySettings, Settings
+from ingest.errors import DeliveryError, StorageError
+from ingest.notify.base import ChannelOptions, DigestNotifier, Notifier
+from ingest.notify.digest import digest_trigger, previous_digest
+from ingest.notify.retry import settle_failure
+from ingest.store.base import DeliveryResult, PendingDelivery, Store
 
 log = structlog.get_logger("ingest.deliver")
 
-
-async def deliver_pending(store: Store, notifiers: Mapping[str, Notifier], *, max_attempts: int,
-                          clock: Callable[[], datetime], limit: int = 500) -> tuple[int, int]:
-    """Attempt every pending delivery once; return (delivered, failed)."""
-    pending = await store.pending_deliveries(max_attempts, limit, now=clock())
-    results = await asyncio.gather(*(_deliver_one(store, notifiers, d, max_attempts, clock)
-                                     for d in pending), return_exceptions=True)
-    for d, result in zip(pending, results, strict=True):
-        if isinstance(result, BaseException):  # recording the outcome failed: retried later
-            log.error("delivery.unrecorded", alert_id=d.alert.id, channel=d.channel,
-                      error=repr(result))
-    delivered = sum(1 for r in results if r is True)
-    return delivered, len(results) - delivered
+_LONG_AGO = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-async def _deliver_one(store: Store, notifiers: Mapping[str, Notifier], d: PendingDelivery,
-                       max_attempts: int, clock: Callable[[], datetime]) -> bool:
-    dlog = log.bind(alert_id=d.alert.id, rule_id=d.alert.rule_id, channel=d.channel,
-                    attempt=d.attempts + 1)
-    notifier = notifiers.get(d.channel)
-    if notifier is None:
-        await store.record_delivery(d.id, ok=False, now=clock(), dead=True,
-                                    detail=f"channel {d.channel!r} is no longer configured")
-        dlog.error("delivery.dead", error="channel not configured")
-        return False
-    try:
-        receipt = await notifier.send(d.alert)
-    except DeliveryError as exc:
-        dead = exc.permanent or d.attempts + 1 >= max_attempts
-        now = clock()
-        wait = retry_at(now, d.attempts + 1, retry_after_s=exc.retry_after_s,
-                        jitter=random.random())
-        await store.record_delivery(d.id, ok=False, detail=str(exc), now=now, dead=dead,
-                                    retry_at=wait)
-        dlog.warning("delivery.failed", error=str(exc), dead=dead)
-        return False
-    except Exception as exc:  # a channel bug must not lose the alert or stop the others
-        now = clock()
-        await store.record_delivery(d.id, ok=False, now=now, dead=d.attempts + 1 >= max_attempts,
-                                    detail=f"unexpected {type(exc).__name__}: {exc}",
-                                    retry_at=retry_at(now, d.attempts + 1,
-                                                      jitter=random.random()))
-        dlog.exception("delivery.crashed")
-        return False
-    await store.record_delivery(d.id, ok=True, detail=receipt, now=clock())
-    dlog.info("delivery.done", receipt=receipt)
-    return True
+def instance_name() -> str:
+    """This process, as claim tokens name it."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class ChannelWorker:
+    """Sends one channel's due deliveries under its concurrency and rate limits."""
+
+    def __init__(self, name: str, notifier: Notifier, options: ChannelOptions,
+                 defaults: DeliverySettings, store: Store, clock: Callable[[], datetime],
+                 instance: str) -> None:
+        self.name = name
+        self.notifier = notifier
+        self.store = store
+        self.clock = clock
+        self.instance = instance
+        self.max_attempts = options.max_attempts or defaults.max_attempts
+        self.max_age_s = options.max_age if options.max_age is not None else defaults.max_age
+        self.concurrency = options.concurrency
+        self.limiter = AsyncLimiter(*options.rate_limit) if options.rate_limit else None
+        self.rate_per_s = (options.rate_limit[0] / options.rate_limit[1]
+                           if options.rate_limit else None)
+        spec = getattr(options, "digest", None)
+        self.trigger: BaseTrigger | None = (
+            digest_trigger(spec, getattr(options, "digest_timezone", "UTC")) if spec else None)
+        self.timeout_s = defaults.timeout
+        self.batch = 500 if self.trigger else self.concurrency * 4
+        self.wake = asyncio.Event()
+        self._gate = asyncio.Semaphore(self.concurrency)
+        self.log = log.bind(channel=name)
+
+    def _lease(self, count: int) -> timedelta:
+        """How long a claim of ``count`` rows is held: every wave of sends may take the
+        whole timeout (twice for SMTP), plus the rate limit's spacing, plus a margin."""
+        waves = 1 if self.trigger else math.ceil(count / self.concurrency)
+        spacing = count / self.rate_per_s if self.rate_per_s else 0.0
+        return timedelta(seconds=(waves + 1) * 2 * self.timeout_s + spacing + 30)
+
+    async def drain(self, stop: asyncio.Event | None = None) -> tuple[int, int]:
+        """Send batches until nothing is due (or ``stop``); return (delivered, failed)."""
+        delivered = failed = 0
+        while stop is None or not stop.is_set():
+            now = self.clock()
+            held_after = (previous_digest(self.trigger, now) or _LONG_AGO
+                          if self.trigger else None)
+            token = f"{self.instance}:{uuid.uuid4().hex[:12]}"
+            batch = await self.store.claim_deliveries(
+                self.name, now=now, lease_until=now + self._lease(self.batch), token=token,
+                limit=self.batch, max_attempts=self.max_attempts, held_after=held_after)
+            if not batch:
+                break
+            try:
+                results = await (self._send_digest(batch) if self.trigger
+                                 else asyncio.gather(*(self._send(p) for p in batch)))
+                await self.store.finish_deliveries(token, results, self.clock())
+            except asyncio.CancelledError:  # a stop mid-send: those rows are due again now
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self.store.release_deliveries(token, self.clock()))
+                raise
+            ok = sum(r.state == "delivered" for r in results)
+            delivered, failed = delivered + ok, failed + len(results) - ok
+        return delivered, failed
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Drain whenever woken, until ``stop``; a failing database is retried later."""
+        while not stop.is_set():
+            self.wake.clear()
+            try:
+                await self.drain(stop)
+            except StorageError as exc:
+                self.log.error("delivery.storage_failed", error=str(exc))
+            except Exception:  # a worker must never die: the next wake tries again
+                self.log.exception("delivery.worker_crashed")
+            waiter = asyncio.ensure_future(self.wake.wait())
+            stopper = asyncio.ensure_future(stop.wait())
+            await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+            stopper.cancel()
+
+    async def _send(self, p: PendingDelivery) -> DeliveryResult:
+        async with self._gate:
+            if self.limiter is not None:
+                await self.limiter.acquire()
+            started = self.clock()
+            try:
+                receipt = await self.notifier.send(p.alert)
+            except Exception as exc:
+                return self._failed([p], exc, started)[0]
+        self.log.info("delivery.done", alert_id=p.alert.id, rule_id=p.alert.rule_id,
+                      attempt=p.attempts, receipt=receipt)
+        return DeliveryResult(p.id, p.attempts, "delivered", receipt, started, self.clock())
+
+    async def _send_digest(self, batch: Sequence[PendingDelivery]) -> list[DeliveryResult]:
+        started = self.clock()
+        notifier = self.notifier
+        try:
+            if not isinstance(notifier, DigestNotifier):
+                raise DeliveryError(self.name, "this channel type cannot send digests")
+            if self.limiter is not None:
+                await self.limiter.acquire()
+            receipt = await notifier.send_digest([p.alert for p in batch])
+        except Exception as exc:
+            return self._failed(batch, exc, started)
+        self.log.info("delivery.digest_done", alerts=len(batch), receipt=receipt)
+        finished = self.clock()
+        return [DeliveryResult(p.id, p.attempts, "delivered", f"digest of {len(batch)}: "
+                               f"{receipt}", started, finished) for p in batch]
+
+    def _failed(self, batch: Sequence[PendingDelivery], exc: Exception,
+                started: datetime) -> list[DeliveryResult]:
+        now = self.clock()
+        if isinstance(exc, DeliveryError):
+            detail, permanent, wait = str(exc), exc.permanent, exc.retry_after_s
+        else:  # a channel bug: retried like any failure, and logged with its traceback
+            detail, permanent, wait = f"unexpected {type(exc).__name__}: {exc}", False, None
+            self.log.error("delivery.crashed", error=detail, exc_info=exc)
+        results = []
+        for p in batch:
+            state, when, why = settle_failure(
+                attempts=p.attempts, created_at=p.created_at, now=now,
+                max_attempts=self.max_attempts, max_age_s=self.max_age_s, permanent=permanent,
+                retry_after_s=wait, jitter=random.random())
+            self.log.warning("delivery.failed", alert_id=p.alert.id, rule_id=p.alert.rule_id,
+                             attempt=p.attempts, error=detail, state=state,
+                             retry_at=when.isoformat() if when else None, why=why or None)
+            results.append(DeliveryResult(p.id, p.attempts, state,
+                                          f"{detail} [{why}]" if why else detail, started, now,
+                                          when))
+        return results
+
+
+class Dispatcher:
+    """Every configured channel's worker, driven together."""
+
+    def __init__(self, settings: Settings, notifiers: Mapping[str, Notifier], store: Store,
+                 clock: Callable[[], datetime], instance: str | None = None) -> None:
+        self.instance = instance or instance_name()
+        self.workers = {name: ChannelWorker(name, notifiers[name], ch, settings.delivery, store,
+                                            clock, self.instance)
+                        for name, ch in settings.channels.items() if name in notifiers}
+        self.running = False
+
+    def wake(self, channels: Iterable[str] | None = None) -> None:
+        for name in self.workers if channels is None else channels:
+            if name in self.workers:
+                self.workers[name].wake.set()
+
+    def digest_triggers(self) -> dict[str, BaseTrigger]:
+        return {n: w.trigger for n, w in self.workers.items() if w.trigger is not None}
+
+    async def drain(self) -> tuple[int, int]:
+        """Every channel once, concurrently, until nothing is due; (delivered, failed)."""
+        results = await asyncio.gather(*(w.drain() for w in self.workers.values()),
+                                       return_exceptions=True)
+        delivered = failed = 0
+        for name, result in zip(self.workers, results, strict=True):
+            if isinstance(result, BaseException):
+                log.error("delivery.drain_failed", channel=name, error=repr(result))
+                failed += 1
+                continue
+            delivered, failed = delivered + result[0], failed + result[1]
+        return delivered, failed
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run every worker until ``stop``; each finishes the batch it is sending."""
+        self.running = True
+        try:
+            await asyncio.gather(*(w.run(stop) for w in self.workers.values()))
+        finally:
+            self.running = False

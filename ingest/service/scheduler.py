@@ -1,9 +1,14 @@
 """The daemon: an APScheduler job runs a cycle every tick until a signal stops it.
 
-SIGTERM/SIGINT stop claiming new work; the cycle in flight gets ``grace_s`` to
-finish, then is cancelled.  Cancelling is safe: an entry is marked processed in the
-same transaction as its alerts, and a delivery is marked done only after the
-receiver accepted it, so anything interrupted is simply done again next time.
+SIGTERM/SIGINT stop claiming new work; the cycle in flight and the delivery batches
+being sent get ``grace_s`` to finish, then are cancelled.  Cancelling is safe: an
+entry is marked processed in the same transaction as its alerts, and a delivery is
+marked done only after the receiver accepted it, so anything interrupted is simply
+done again next time.
+
+Deliveries are sent by the dispatcher's per-channel workers (``service/deliver.py``),
+woken when a cycle writes alerts, by the ``deliveries`` job every ``delivery.tick``
+(retries coming due), and by each digest channel's own trigger.
 
 Hot reload.  SIGHUP, and with ``watch`` any change to the rule files, the term lists
 or the gazetteer (:mod:`ingest.service.watch`), asks for a reload.  One reload task
@@ -82,7 +87,14 @@ class Daemon:
         scheduler.add_job(self._cycle_job, "interval", seconds=self.app.settings.polling.tick,
                           id="cycle", max_instances=1, coalesce=True,
                           next_run_time=datetime.now(scheduler.timezone), misfire_grace_time=None)
+        dispatcher = self.app.dispatcher
+        scheduler.add_job(dispatcher.wake, "interval", seconds=self.app.settings.delivery.tick,
+                          id="deliveries", coalesce=True, misfire_grace_time=None)
+        for name, trigger in dispatcher.digest_triggers().items():
+            scheduler.add_job(dispatcher.wake, trigger, args=[[name]], id=f"digest:{name}",
+                              coalesce=True, misfire_grace_time=None)
         scheduler.start()
+        sender = loop.create_task(dispatcher.run(self.stop))
         reloader = loop.create_task(self._reloader())
         watcher = loop.create_task(self._watch()) if self.watch else None
         log.info("daemon.running", tick_s=self.app.settings.polling.tick, watch=self.watch)
@@ -95,7 +107,7 @@ class Daemon:
             self.stop.set()  # also when cancelled: the watcher stops on it
             scheduler.pause()
             await self._stop_helpers(reloader, watcher)
-            await self._drain()
+            await self._drain(sender)
             scheduler.shutdown(wait=False)
             for sig in (*STOP_SIGNALS, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
@@ -157,12 +169,15 @@ class Daemon:
             watcher.cancel()
         await asyncio.gather(*helpers, return_exceptions=True)
 
-    async def _drain(self) -> None:
-        task = self._current
-        if task is None or task.done():
+    async def _drain(self, sender: asyncio.Task[None]) -> None:
+        """Give the cycle in flight and the batches being sent ``grace_s`` to finish, then
+        cancel them (cancelled sends are made due again at once, see deliver.py)."""
+        tasks = {task for task in (self._current, sender) if task is not None and not task.done()}
+        if not tasks:
             return
-        done, _ = await asyncio.wait({task}, timeout=self.grace_s)
-        if not done:
+        _, pending = await asyncio.wait(tasks, timeout=self.grace_s)
+        if pending:
             log.warning("daemon.cancel_inflight", grace_s=self.grace_s)
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)

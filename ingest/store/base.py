@@ -87,12 +87,26 @@ class BacktestEntry:
 
 @dataclass(frozen=True)
 class PendingDelivery:
-    """A delivery that still has to be attempted."""
+    """A delivery claimed for sending: ``attempts`` already counts this attempt."""
 
     id: int
     channel: str
     attempts: int
     alert: Alert  # its revision is the one this delivery sends
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    """The outcome of one attempt, as the outbox records it."""
+
+    delivery_id: int
+    attempt: int
+    state: str  # delivered | failed | dead
+    detail: str  # the receipt, or the error
+    started_at: datetime
+    finished_at: datetime
+    retry_at: datetime | None = None  # for failed: when it is due again
 
 
 @dataclass(frozen=True)
@@ -107,6 +121,29 @@ class DeliveryRow:
     last_error: str | None
     receipt: str | None
     revision: int = 0
+    next_attempt_at: datetime | None = None
+    created_at: datetime | None = None
+    delivered_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class AttemptRow:
+    """One attempt of a delivery."""
+
+    delivery_id: int
+    attempt: int
+    started_at: datetime | None
+    finished_at: datetime | None
+    outcome: str  # delivered | failed | dead | interrupted
+    detail: str
+
+
+@dataclass(frozen=True)
+class AlertSummary:
+    """An alert with the state of each of its deliveries, for ``ingest alerts list``."""
+
+    alert: Alert
+    deliveries: tuple[DeliveryRow, ...]
 
 
 @dataclass(frozen=True)
@@ -122,6 +159,8 @@ class FeedRow:
 
 class Store(Protocol):
     """Durable state.  Every method is idempotent where the data has a natural key."""
+
+    single_instance: bool  # True when no other process can share this database (SQLite)
 
     async def init(self) -> None: ...
 
@@ -165,11 +204,28 @@ class Store(Protocol):
 
     async def prune(self, before: datetime) -> int: ...
 
-    async def pending_deliveries(self, max_attempts: int, limit: int,
-                                 now: datetime | None = None) -> list[PendingDelivery]: ...
+    async def claim_deliveries(self, channel: str, *, now: datetime, lease_until: datetime,
+                               token: str, limit: int, max_attempts: int,
+                               held_after: datetime | None = None) -> list[PendingDelivery]: ...
 
-    async def record_delivery(self, delivery_id: int, *, ok: bool, detail: str, now: datetime,
-                              dead: bool = False, retry_at: datetime | None = None) -> None: ...
+    async def finish_deliveries(self, token: str, results: Sequence[DeliveryResult],
+                                now: datetime) -> int: ...
+
+    async def release_deliveries(self, token: str, now: datetime) -> int: ...
+
+    async def recover_interrupted(self, now: datetime) -> int: ...
+
+    async def abandon_channels(self, configured: Sequence[str], now: datetime) -> int: ...
+
+    async def retry_deliveries(self, now: datetime, alert_id: str | None = None) -> int: ...
+
+    async def alert_summaries(self, *, state: str | None = None, rule_id: str | None = None,
+                              since: datetime | None = None,
+                              limit: int = 100) -> list[AlertSummary]: ...
+
+    async def find_alert(self, id_prefix: str) -> list[Alert]: ...
+
+    async def delivery_attempts(self, alert_id: str) -> list[AttemptRow]: ...
 
     async def alerts(self, limit: int = 100) -> list[Alert]: ...
 

@@ -135,7 +135,7 @@ schema_info = Table(
     "schema_info", metadata,
     Column("version", Integer, primary_key=True),
 )
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 3: deliveries.claimed_by and delivery_attempts
 
 deliveries = Table(
     "deliveries", metadata,
@@ -143,9 +143,12 @@ deliveries = Table(
     Column("alert_id", String(64), ForeignKey("alerts.id"), nullable=False),
     Column("channel", String(200), nullable=False),
     Column("revision", Integer, nullable=False, default=0),  # which revision of the alert
-    Column("state", String(16), nullable=False, index=True),  # pending | delivered | failed | dead
-    Column("attempts", Integer, nullable=False, default=0),
+    # pending | sending | delivered | failed | dead (see store/outbox.py)
+    Column("state", String(16), nullable=False, index=True),
+    Column("attempts", Integer, nullable=False, default=0),  # counted when claimed
+    # When a pending or failed row is due; for a row being sent, when its claim expires.
     Column("next_attempt_at", DateTime, nullable=True, index=True),
+    Column("claimed_by", String(100), nullable=True),  # the claim token of its sender
     Column("last_error", Text, nullable=True),
     Column("receipt", Text, nullable=True),
     Column("created_at", DateTime, nullable=False),
@@ -153,3 +156,22 @@ deliveries = Table(
     Column("delivered_at", DateTime, nullable=True),
     UniqueConstraint("alert_id", "channel", "revision", name="uq_deliveries_alert_channel"),
 )
+
+# Every attempt of every delivery, for ``ingest alerts show``.
+delivery_attempts = Table(
+    "delivery_attempts", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("delivery_id", Integer, ForeignKey("deliveries.id"), nullable=False, index=True),
+    Column("attempt", Integer, nullable=False),
+    Column("started_at", DateTime, nullable=False),
+    Column("finished_at", DateTime, nullable=False),
+    # delivered | failed | dead | interrupted (the claim ran out: a crash or stop mid-send)
+    Column("outcome", String(16), nullable=False),
+    Column("detail", Text, nullable=False, default=""),
+)
+
+# In-place upgrades from older schema versions: version -> statements.  Alembic takes
+# this over with the multi-instance backend; until then each step only adds.
+UPGRADES: dict[int, tuple[str, ...]] = {
+    2: ("ALTER TABLE deliveries ADD COLUMN claimed_by VARCHAR(100)",),
+}

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import structlog
 from sqlalchemy import func, inspect, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -23,11 +23,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from ingest.errors import StorageError
 from ingest.model import Alert, Entry, Feed, FeedState, FetchResult
 from ingest.rules.policy import Silence
-from ingest.store import history
+from ingest.store import history, outbox
 from ingest.store import schema as t
 from ingest.store.base import (
     AlertChange,
+    AlertSummary,
+    AttemptRow,
     BacktestEntry,
+    DeliveryResult,
     DeliveryRow,
     EntryOutcome,
     FeedRow,
@@ -38,6 +41,8 @@ from ingest.store.base import (
 from ingest.store.outcomes import record_outcomes
 from ingest.store.rows import alert_from_json, aware, insert_for, naive
 from ingest.stories.cluster import StoryCandidate
+
+log = structlog.get_logger("ingest.store")
 
 _DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg",
             "postgres": "postgresql+asyncpg"}
@@ -67,6 +72,8 @@ class SqlStore:
         # SQLite allows one writer at a time: transactions are serialised in-process, and a
         # busy timeout covers other processes (a second instance is issue-tracked work).
         self._serial = asyncio.Lock() if self._dialect == "sqlite" else None
+        # One process owns a SQLite database: what it left half-done is its own to redo.
+        self.single_instance = self._dialect == "sqlite"
         options: dict[str, Any] = {"connect_args": {"timeout": 30}} \
             if self._dialect == "sqlite" else {"pool_pre_ping": True}
         try:
@@ -98,20 +105,32 @@ class SqlStore:
                 await conn.exec_driver_sql("PRAGMA journal_mode=WAL")
             tables = set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
             if "feeds" in tables:
-                version = 0
+                version = 1
                 if "schema_info" in tables:
                     version = (await conn.execute(select(func.max(t.schema_info.c.version))
-                                                  )).scalar() or 0
-                if version != t.SCHEMA_VERSION:
-                    raise StorageError(
-                        f"the database {self.url.split('@')[-1]} was made by an older "
-                        f"version of ingest (schema {version or 1}); "
-                        f"this version of ingest needs {t.SCHEMA_VERSION}. Keep the old database "
-                        "for reference and point database_url at a new one (this release "
-                        "has no in-place migration).")
+                                                  )).scalar() or 1
+                await self._upgrade(conn, version)
             await conn.run_sync(t.metadata.create_all)
             if "schema_info" not in tables:
                 await conn.execute(t.schema_info.insert().values(version=t.SCHEMA_VERSION))
+
+    async def _upgrade(self, conn: AsyncConnection, version: int) -> None:
+        """Bring a database of an older schema version up to date, or say why not."""
+        if version == t.SCHEMA_VERSION:
+            return
+        if version > t.SCHEMA_VERSION or version not in t.UPGRADES:
+            raise StorageError(
+                f"the database {self.url.split('@')[-1]} was made by "
+                + (f"an older version of ingest (schema {version})"
+                   if version < t.SCHEMA_VERSION else f"a newer version of ingest "
+                   f"(schema {version})")
+                + f"; this version of ingest needs {t.SCHEMA_VERSION} and cannot convert it. "
+                "Keep the old database for reference and point database_url at a new one.")
+        for step in range(version, t.SCHEMA_VERSION):
+            for statement in t.UPGRADES[step]:
+                await conn.exec_driver_sql(statement)
+        await conn.execute(update(t.schema_info).values(version=t.SCHEMA_VERSION))
+        log.info("database.upgraded", from_version=version, to_version=t.SCHEMA_VERSION)
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -236,38 +255,50 @@ class SqlStore:
 
     # -- deliveries -----------------------------------------------------------
 
-    async def pending_deliveries(self, max_attempts: int, limit: int,
-                                 now: datetime | None = None) -> list[PendingDelivery]:
-        """Deliveries to attempt: pending or failed, under the attempt limit, and due at ``now``."""
-        query = (select(t.deliveries.c.id, t.deliveries.c.channel, t.deliveries.c.attempts,
-                        t.deliveries.c.revision, t.alerts.c.payload)
-                 .join(t.alerts, t.alerts.c.id == t.deliveries.c.alert_id)
-                 .where(t.deliveries.c.state.in_(("pending", "failed")))
-                 .where(t.deliveries.c.attempts < max_attempts))
-        if now is not None:
-            query = query.where(t.deliveries.c.next_attempt_at.is_(None)
-                                | (t.deliveries.c.next_attempt_at <= naive(now)))
-        query = (query
-                 .order_by(t.deliveries.c.id).limit(limit))
+    async def claim_deliveries(self, channel: str, *, now: datetime, lease_until: datetime,
+                               token: str, limit: int, max_attempts: int,
+                               held_after: datetime | None = None) -> list[PendingDelivery]:
         async with self._tx() as conn:
-            rows = (await conn.execute(query)).all()
-        return [PendingDelivery(r.id, r.channel, r.attempts,
-                                dataclasses.replace(alert_from_json(r.payload),
-                                                    revision=r.revision))
-                for r in rows]
+            return await outbox.claim(conn, channel, now=now, lease_until=lease_until,
+                                      token=token, limit=limit, max_attempts=max_attempts,
+                                      held_after=held_after)
 
-    async def record_delivery(self, delivery_id: int, *, ok: bool, detail: str, now: datetime,
-                              dead: bool = False, retry_at: datetime | None = None) -> None:
-        values: dict[str, Any] = {"attempts": t.deliveries.c.attempts + 1,
-                                  "updated_at": naive(now)}
-        if ok:
-            values.update(state="delivered", receipt=detail[:500], delivered_at=naive(now))
-        else:
-            values.update(state="dead" if dead else "failed", last_error=detail[:2000],
-                          next_attempt_at=naive(retry_at))
+    async def finish_deliveries(self, token: str, results: Sequence[DeliveryResult],
+                                now: datetime) -> int:
         async with self._tx() as conn:
-            await conn.execute(update(t.deliveries).where(t.deliveries.c.id == delivery_id)
-                               .values(**values))
+            return await outbox.finish(conn, token, results, now)
+
+    async def release_deliveries(self, token: str, now: datetime) -> int:
+        async with self._tx() as conn:
+            return await outbox.release(conn, now, token)
+
+    async def recover_interrupted(self, now: datetime) -> int:
+        """Every row left ``sending`` by a stopped process becomes due now (one instance)."""
+        async with self._tx() as conn:
+            return await outbox.release(conn, now)
+
+    async def abandon_channels(self, configured: Sequence[str], now: datetime) -> int:
+        async with self._tx() as conn:
+            return await outbox.abandon(conn, configured, now)
+
+    async def retry_deliveries(self, now: datetime, alert_id: str | None = None) -> int:
+        async with self._tx() as conn:
+            return await outbox.retry(conn, now, alert_id)
+
+    async def alert_summaries(self, *, state: str | None = None, rule_id: str | None = None,
+                              since: datetime | None = None,
+                              limit: int = 100) -> list[AlertSummary]:
+        async with self._tx() as conn:
+            return await outbox.summaries(conn, state=state, rule_id=rule_id, since=since,
+                                          limit=limit)
+
+    async def find_alert(self, id_prefix: str) -> list[Alert]:
+        async with self._tx() as conn:
+            return await outbox.find_alert(conn, id_prefix)
+
+    async def delivery_attempts(self, alert_id: str) -> list[AttemptRow]:
+        async with self._tx() as conn:
+            return await outbox.attempts(conn, alert_id)
 
     async def alerts(self, limit: int = 100) -> list[Alert]:
         query = select(t.alerts.c.payload).order_by(t.alerts.c.created_at.desc(),
@@ -281,8 +312,7 @@ class SqlStore:
             query = query.where(t.deliveries.c.alert_id == alert_id)
         async with self._tx() as conn:
             rows = (await conn.execute(query)).all()
-        return [DeliveryRow(r.id, r.alert_id, r.channel, r.state, r.attempts, r.last_error,
-                            r.receipt, r.revision) for r in rows]
+        return [outbox.delivery_row(r) for r in rows]
 
     # -- silences, matches, backtests, retention ------------------------------
 
