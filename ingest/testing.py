@@ -16,6 +16,7 @@ import email
 import email.policy
 import hashlib
 import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 LOOPBACK = "127.0.0.1"
 
@@ -43,11 +45,12 @@ class Route:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # bursts of concurrent deliveries (benchmarks)
 
 
 class _LoopbackServer:
-    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
-        self._httpd = _Server((LOOPBACK, 0), handler)
+    def __init__(self, handler: type[BaseHTTPRequestHandler], port: int = 0) -> None:
+        self._httpd = _Server((LOOPBACK, port), handler)
         self._httpd.owner = self  # type: ignore[attr-defined]
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 
@@ -139,37 +142,67 @@ class _WebhookHandler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         server: WebhookReceiver = self.server.owner  # type: ignore[attr-defined]
+        with server.lock:
+            action = server.statuses.pop(0) if server.statuses else server.status
+        if action == "close":  # hang up mid-request: headers read, body and answer never
+            server.closed += 1
+            self.close_connection = True
+            return
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length)
-        status = server.statuses.pop(0) if server.statuses else server.status
-        if status < 300:
-            server.received.append(ReceivedRequest(self.path, dict(self.headers.items()), body))
-        else:
-            server.rejected.append(ReceivedRequest(self.path, dict(self.headers.items()), body))
+        request = ReceivedRequest(self.path, dict(self.headers.items()), body)
+        if action == "hang":  # answer only after the sender has long given up
+            server.rejected.append(request)
+            time.sleep(server.hang_s)
+            action = 200
+        elif server.delay_s:
+            time.sleep(server.delay_s)
+        status = int(action)
+        with server.lock:
+            (server.received if status < 300 else server.rejected).append(request)
         self.send_response(status)
         self.send_header("Content-Type", "text/plain")
         for name, value in server.response_headers.items():
             self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(b"ok" if status < 300 else b"rejected")
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            self.wfile.write(b"ok" if status < 300 else b"rejected")
 
 
 class WebhookReceiver(_LoopbackServer):
     """Records POSTs.  Answers ``status`` (default 200), or the next of ``statuses``, with
-    ``response_headers`` (e.g. ``Retry-After``)."""
+    ``response_headers`` (e.g. ``Retry-After``), after ``delay_s``.
 
-    def __init__(self, status: int = 200) -> None:
-        super().__init__(_WebhookHandler)
-        self.status = status
-        self.statuses: list[int] = []
+    A scripted answer may also be ``"hang"`` (answer 200 only after ``hang_s``: the
+    sender times out first; recorded in ``rejected``) or ``"close"`` (hang up after the
+    request line and headers, with no answer; counted in ``closed``).  ``port`` binds a
+    chosen port, e.g. one a sender was already told about while this receiver was down.
+    """
+
+    def __init__(self, status: int = 200, *, port: int = 0, delay_s: float = 0.0) -> None:
+        super().__init__(_WebhookHandler, port)
+        self.status: int | str = status
+        self.statuses: list[int | str] = []
         self.response_headers: dict[str, str] = {}
         self.received: list[ReceivedRequest] = []
         self.rejected: list[ReceivedRequest] = []
+        self.delay_s = delay_s
+        self.hang_s = 5.0
+        self.closed = 0
+        self.lock = threading.Lock()
+
+    def keys(self) -> list[str]:
+        """The ``Idempotency-Key`` of every accepted request, in arrival order."""
+        return [r.headers.get("Idempotency-Key", "") for r in self.received]
 
 
 @dataclass
 class _SinkHandler:
     messages: list[EmailMessage] = field(default_factory=list)
+    defer: int = 0  # answer 451 to this many DATA commands first
+    deferred: int = 0
+    credentials: tuple[str, str] | None = None  # (username, password) AUTH must present
+    logins: list[str] = field(default_factory=list)
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
                           rcpt_options: list[str]) -> str:
@@ -180,9 +213,23 @@ class _SinkHandler:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.deferred < self.defer:
+            self.deferred += 1
+            return "451 4.7.1 Try again later"
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         self.messages.append(message)  # type: ignore[arg-type]
         return "250 Message accepted for delivery"
+
+    def authenticate(self, server: Any, session: Any, envelope: Any, mechanism: str,
+                     auth_data: Any) -> AuthResult:
+        """Accept LOGIN/PLAIN with exactly ``credentials``; remember who logged in."""
+        if not isinstance(auth_data, LoginPassword) or self.credentials is None:
+            return AuthResult(success=False, handled=False)
+        login, password = auth_data.login.decode(), auth_data.password.decode()
+        if (login, password) != self.credentials:
+            return AuthResult(success=False, handled=False)
+        self.logins.append(login)
+        return AuthResult(success=True)
 
 
 def free_port() -> int:
@@ -193,12 +240,34 @@ def free_port() -> int:
 
 
 class SmtpSink:
-    """An aiosmtpd SMTP server on loopback that keeps every message it accepts."""
+    """An aiosmtpd SMTP server on loopback that keeps every message it accepts.
 
-    def __init__(self) -> None:
-        self._handler = _SinkHandler()
+    ``defer=N`` answers ``451 4.7.1 Try again later`` to the first N DATA commands
+    (counted in ``deferred``).  ``tls_context`` offers STARTTLS and requires it before
+    mail.  ``credentials=(user, password)`` requires AUTH with exactly those (allowed
+    without TLS, on loopback); successful logins are kept in ``logins``.
+    """
+
+    def __init__(self, *, defer: int = 0, tls_context: ssl.SSLContext | None = None,
+                 credentials: tuple[str, str] | None = None) -> None:
+        self._handler = _SinkHandler(defer=defer, credentials=credentials)
+        options: dict[str, Any] = {}
+        if tls_context is not None:
+            options.update(tls_context=tls_context, require_starttls=True)
+        if credentials is not None:
+            options.update(authenticator=self._handler.authenticate, auth_required=True,
+                           auth_require_tls=tls_context is not None)
         # aiosmtpd's controller cannot bind port 0 itself: ask the kernel for a free port.
-        self._controller = Controller(self._handler, hostname=LOOPBACK, port=free_port())
+        self._controller = Controller(self._handler, hostname=LOOPBACK, port=free_port(),
+                                      **options)
+
+    @property
+    def deferred(self) -> int:
+        return self._handler.deferred
+
+    @property
+    def logins(self) -> list[str]:
+        return self._handler.logins
 
     @property
     def messages(self) -> list[EmailMessage]:

@@ -44,7 +44,7 @@ async def claim(conn: AsyncConnection, channel: str, *, now: datetime, lease_unt
     """Claim up to ``limit`` due deliveries of ``channel`` (oldest first) for ``token``.
 
     Due: pending or failed rows whose time has come, and rows whose claim ran out.
-    ``held_after`` (digests): first attempts of rows created after it wait.
+    ``held_after`` (digests): first attempts of rows created at or after it wait.
     """
     n = naive(now)
     due = and_(d.c.state.in_(("pending", "failed")),
@@ -52,7 +52,7 @@ async def claim(conn: AsyncConnection, channel: str, *, now: datetime, lease_unt
     expired = and_(d.c.state == "sending", d.c.next_attempt_at <= n)
     cond = and_(d.c.channel == channel, or_(due, expired))
     if held_after is not None:
-        cond = and_(cond, or_(d.c.attempts > 0, d.c.created_at <= naive(held_after)))
+        cond = and_(cond, or_(d.c.attempts > 0, d.c.created_at < naive(held_after)))
     rows = (await conn.execute(
         select(d.c.id, d.c.state, d.c.attempts, d.c.updated_at).where(cond)
         .order_by(d.c.id).limit(limit).with_for_update(skip_locked=True))).all()
