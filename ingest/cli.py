@@ -11,6 +11,8 @@ from typing import Annotated
 
 import typer
 
+from ingest.cli_alerts import alerts_app
+from ingest.cli_channels import channels_app
 from ingest.cli_common import ConfigOpt, handles_errors, settings_from
 from ingest.cli_ops import matches_command, silence_app
 from ingest.cli_rules import register_rule_commands
@@ -22,6 +24,8 @@ app = typer.Typer(help="Event-monitoring news-feed ingester.", no_args_is_help=T
 rules_app = typer.Typer(help="Check and test alert rules.", no_args_is_help=True)
 app.add_typer(rules_app, name="rules")
 app.add_typer(silence_app, name="silence")
+app.add_typer(channels_app, name="channels")
+app.add_typer(alerts_app, name="alerts")
 app.command("matches")(matches_command)
 register_rule_commands(rules_app)
 
@@ -74,6 +78,7 @@ def demo(seeds: Annotated[Path | None, typer.Option(help="Folder with feeds/ sam
     for line in report_lines(result):
         typer.echo(line)
     ok = result.alerts and result.webhook_signed and len(result.emails) == len(result.webhook)
+    ok = ok and all(p.ok for p in result.probes)
     raise typer.Exit(0 if ok else 1)
 
 

@@ -2,7 +2,8 @@
 
 Starts a feed server for ``seeds/feeds/``, a webhook receiver and an SMTP sink,
 runs the real service for one cycle (httpx, SQLite in a temporary folder, spaCy,
-the shipped rules, delivery), then a second cycle to show that nothing repeats.
+the shipped rules, delivery), then a second cycle to show that nothing repeats, and
+finally sends each channel a test alert as ``ingest channels test`` does.
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ import json
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ingest.config import Settings
+from ingest.notify.probe import ProbeResult, probe_channels
 from ingest.notify.signing import HEADER, verify
 from ingest.service.app import App
 from ingest.testing import FeedServer, SmtpSink, WebhookReceiver
@@ -43,6 +45,8 @@ class DemoResult:
     emails: list[str]  # subjects
     second_cycle_alerts: int
     second_cycle_not_modified: int
+    # `ingest channels test` of each channel, run after the counts above were taken
+    probes: list[ProbeResult] = field(default_factory=list)
 
 
 def demo_settings(seeds: Path, rules: Path, workdir: Path, feeds: FeedServer,
@@ -80,7 +84,7 @@ async def run_demo(seeds: Path, rules: Path, say: Callable[[str], None]) -> Demo
         payloads = [json.loads(r.body) for r in hook.received]
         signed = all(verify(DEMO_SECRET, r.headers.get(HEADER, ""), r.body, time.time())
                      for r in hook.received)
-        return DemoResult(
+        result = DemoResult(
             feeds=first.polled, entries=first.new_entries,
             alerts=[f"{a.rule_id}: {a.entry_title}" for a in first.alerts],
             # the payloads list every copy of a story; the cycle's alerts only the first
@@ -90,6 +94,9 @@ async def run_demo(seeds: Path, rules: Path, say: Callable[[str], None]) -> Demo
             emails=[str(m["Subject"]) for m in smtp.messages],
             second_cycle_alerts=len(second.alerts),
             second_cycle_not_modified=second.not_modified)
+        # The test alerts reach the same sinks, so they are sent after the counting.
+        result.probes = await probe_channels(settings, list(settings.channels))
+        return result
 
 
 def _other_sources(p: dict[str, object]) -> list[dict[str, object]]:
@@ -127,4 +134,7 @@ def report_lines(r: DemoResult) -> list[str]:
     lines += [f"  Subject: {s}" for s in r.emails]
     lines += ["", f"Cycle 2: {r.second_cycle_not_modified} feeds not modified (HTTP 304), "
               f"{r.second_cycle_alerts} new alerts: nothing is processed or sent twice."]
+    if r.probes:
+        lines += ["", "Channel tests (as `ingest channels test NAME` sends them):"]
+        lines += [f"  {p.line()}" for p in r.probes]
     return lines

@@ -10,12 +10,13 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-from ingest.notify import email, file, stdout, webhook
+from ingest.notify import apprise_channel, email, file, stdout, webhook
 from ingest.notify.base import ChannelContext, Notifier
 
-_MODULES: tuple[ModuleType, ...] = (stdout, file, webhook, email)
+_MODULES: tuple[ModuleType, ...] = (stdout, file, webhook, email, apprise_channel)
 
-ChannelSettings = stdout.Settings | file.Settings | webhook.Settings | email.Settings
+ChannelSettings = (stdout.Settings | file.Settings | webhook.Settings | email.Settings
+                   | apprise_channel.Settings)
 
 _BUILDERS: dict[str, Callable[[str, Any, ChannelContext], Notifier]] = {
     module.Settings.model_fields["type"].annotation.__args__[0]: module.build
