@@ -280,3 +280,34 @@ async def test_failed_digest_is_retried_at_its_retry_time_not_the_next_digest(
         assert await dispatcher.drain() == (3, 0)
     [message] = sink.messages
     assert len(message.get_all("X-Ingest-Alert-Id") or []) == 3
+
+
+async def test_daemon_sends_new_alerts_at_once_not_at_the_tick(
+        tmp_path: Path, analyzer: Any, feed_server: Any) -> None:
+    """In the daemon, a cycle that writes alerts wakes the channel workers: with a delivery
+    tick of an hour, every alert still arrives, once, and a stop leaves nothing sending."""
+    from test_service import EXPECTED, seed_feeds, settings_for
+
+    from ingest.service.app import App
+    from ingest.service.scheduler import Daemon
+
+    with WebhookReceiver() as receiver:
+        settings = settings_for(tmp_path, seed_feeds(feed_server), receiver)
+        settings = settings.model_copy(update={
+            "delivery": settings.delivery.model_copy(update={"tick": 3600.0}),
+            "polling": settings.polling.model_copy(update={"tick": 3600.0})})
+        app = await App.start(settings, analyzer=analyzer)
+        try:
+            daemon = Daemon(app, grace_s=10, watch=False)
+            running = asyncio.create_task(daemon.run())
+            for _ in range(600):
+                if len(receiver.received) >= len(EXPECTED) or running.done():
+                    break
+                await asyncio.sleep(0.1)
+            daemon.stop.set()
+            await asyncio.wait_for(running, 30)
+            rows = await app.store.deliveries()
+        finally:
+            await app.close()
+    assert len(receiver.received) == len(EXPECTED) == len(set(receiver.keys()))
+    assert {r.state for r in rows} == {"delivered"}

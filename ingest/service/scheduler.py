@@ -88,10 +88,14 @@ class Daemon:
                           id="cycle", max_instances=1, coalesce=True,
                           next_run_time=datetime.now(scheduler.timezone), misfire_grace_time=None)
         dispatcher = self.app.dispatcher
-        scheduler.add_job(dispatcher.wake, "interval", seconds=self.app.settings.delivery.tick,
+
+        async def wake(channels: list[str] | None = None) -> None:  # a coroutine: run on
+            dispatcher.wake(channels)  # the loop, not in APScheduler's thread pool
+
+        scheduler.add_job(wake, "interval", seconds=self.app.settings.delivery.tick,
                           id="deliveries", coalesce=True, misfire_grace_time=None)
         for name, trigger in dispatcher.digest_triggers().items():
-            scheduler.add_job(dispatcher.wake, trigger, args=[[name]], id=f"digest:{name}",
+            scheduler.add_job(wake, trigger, args=[[name]], id=f"digest:{name}",
                               coalesce=True, misfire_grace_time=None)
         scheduler.start()
         sender = loop.create_task(dispatcher.run(self.stop))
