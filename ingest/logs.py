@@ -38,5 +38,28 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
         logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )
-    # Libraries that log through the standard library stay quiet below warnings.
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    # Libraries that log through the standard library (APScheduler, Apprise, asyncio) are
+    # rendered like ingest's own lines, and stay quiet below warnings.
+    handler = _StderrHandler()
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[structlog.stdlib.add_log_level, structlog.stdlib.add_logger_name,
+                           structlog.processors.TimeStamper(fmt="iso", utc=True)],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    structlog.processors.format_exc_info, renderer]))
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _StderrHandler)]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A handler writing to whatever ``sys.stderr`` is at the time of each record."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        return None

@@ -150,6 +150,11 @@ class _WebhookHandler(BaseHTTPRequestHandler):
             return
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length)
+        if len(body) < length:  # the sender died mid-request: nothing was delivered
+            with server.lock:
+                server.cut_short += 1
+            self.close_connection = True
+            return
         request = ReceivedRequest(self.path, dict(self.headers.items()), body)
         if action == "hang":  # answer only after the sender has long given up
             server.rejected.append(request)
@@ -189,6 +194,7 @@ class WebhookReceiver(_LoopbackServer):
         self.delay_s = delay_s
         self.hang_s = 5.0
         self.closed = 0
+        self.cut_short = 0  # requests whose body ended early (the sender died mid-send)
         self.lock = threading.Lock()
 
     def keys(self) -> list[str]:

@@ -88,9 +88,11 @@ class ChannelWorker:
             if not batch:
                 break
             try:
-                results = await (self._send_digest(batch) if self.trigger
-                                 else asyncio.gather(*(self._send(p) for p in batch)))
-                await self.store.finish_deliveries(token, results, self.clock())
+                if self.trigger:
+                    results = await self._send_digest(batch)
+                    await self.store.finish_deliveries(token, results, self.clock())
+                else:
+                    results = await self._send_batch(batch, token)
             except asyncio.CancelledError:  # a stop mid-send: those rows are due again now
                 with contextlib.suppress(Exception):
                     await asyncio.shield(self.store.release_deliveries(token, self.clock()))
@@ -114,6 +116,28 @@ class ChannelWorker:
             await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
             waiter.cancel()
             stopper.cancel()
+
+    async def _send_batch(self, batch: Sequence[PendingDelivery],
+                          token: str) -> list[DeliveryResult]:
+        """Send a batch concurrently, recording outcomes as they come, ``concurrency`` at a
+        time: a crash re-sends at most the sends in flight and those not yet recorded."""
+        tasks = [asyncio.ensure_future(self._send(p)) for p in batch]
+        results: list[DeliveryResult] = []
+        unsaved: list[DeliveryResult] = []
+        try:
+            for next_done in asyncio.as_completed(tasks):
+                unsaved.append(await next_done)
+                if len(unsaved) >= self.concurrency:
+                    await self.store.finish_deliveries(token, unsaved, self.clock())
+                    results += unsaved
+                    unsaved = []
+            if unsaved:
+                await self.store.finish_deliveries(token, unsaved, self.clock())
+                results += unsaved
+        finally:
+            for task in tasks:
+                task.cancel()
+        return results
 
     async def _send(self, p: PendingDelivery) -> DeliveryResult:
         async with self._gate:
