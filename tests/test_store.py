@@ -203,6 +203,24 @@ async def test_old_schema_postgresql_is_refused() -> None:
             await store.close()
 
 
+async def test_schema_2_database_is_upgraded_in_place(store: SqlStore) -> None:
+    """A database of the previous release (schema 2: no claimed_by, no attempt history)
+    keeps its alerts and deliveries, gains what the outbox needs, and works."""
+    alert = await _one_alert(store)
+    async with store.engine.begin() as conn:
+        await conn.execute(text("DROP TABLE delivery_attempts"))
+        await conn.execute(text("ALTER TABLE deliveries DROP COLUMN claimed_by"))
+        await conn.execute(text("UPDATE schema_info SET version = 2"))
+    await store.init()
+    async with store.engine.connect() as conn:
+        versions = [r[0] for r in await conn.execute(text("SELECT version FROM schema_info"))]
+    assert versions == [SCHEMA_VERSION] == [3]
+    [p] = await _claim(store, "a")
+    assert p.alert == alert
+    await store.finish_deliveries("t1", [_result(p, "delivered", "HTTP 200")], NOW)
+    assert [a.outcome for a in await store.delivery_attempts(alert.id)] == ["delivered"]
+
+
 async def test_reopening_a_current_database_is_accepted(tmp_path: Path) -> None:
     """A database created by this version opens again, keeping one schema_info row."""
     url = f"sqlite:///{tmp_path / 't.db'}"
