@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint typecheck bench run clean constraints
+.PHONY: install demo test lint typecheck bench bench-delivery run clean constraints
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "ingest needs Python 3.11 or newer (found %s); set PYTHON=python3.11" % sys.version.split()[0])'
@@ -27,6 +27,10 @@ lint: install
 
 bench: install
 	$(BIN)/python bench/run.py
+
+# Alerts/s through the outbox to a local webhook receiver (~3 min; QUICK=1: a smoke run).
+bench-delivery: install
+	$(BIN)/python bench/delivery.py $(if $(QUICK),--quick)
 
 run: install
 	$(BIN)/ingest run --config seeds/ingest.yaml

@@ -137,6 +137,11 @@ class ReceivedRequest:
 
 
 class _WebhookHandler(BaseHTTPRequestHandler):
+    # Keep-alive, like any production receiver, and no Nagle delay between the header
+    # and body writes of an answer.
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+
     def log_message(self, format: str, *args: Any) -> None:
         return None
 
@@ -165,13 +170,15 @@ class _WebhookHandler(BaseHTTPRequestHandler):
         status = int(action)
         with server.lock:
             (server.received if status < 300 else server.rejected).append(request)
+        answer = b"ok" if status < 300 else b"rejected"
         self.send_response(status)
         self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(answer)))
         for name, value in server.response_headers.items():
             self.send_header(name, value)
         self.end_headers()
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            self.wfile.write(b"ok" if status < 300 else b"rejected")
+            self.wfile.write(answer)
 
 
 class WebhookReceiver(_LoopbackServer):

@@ -9,21 +9,20 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from test_notify import make_alert
 
 from ingest.config import load_config
 from ingest.errors import ConfigError, DeliveryError
 from ingest.notify import apprise_channel
-from ingest.notify.base import ChannelContext
+from ingest.notify.base import ChannelContext, delivery_client
 from ingest.notify.registry import build_notifier
 from ingest.testing import WebhookReceiver
 
 
 @pytest.fixture
 async def ctx() -> AsyncIterator[ChannelContext]:
-    async with httpx.AsyncClient() as client:
+    async with delivery_client("ingest-test") as client:
         yield ChannelContext(client, 5.0)
 
 

@@ -119,7 +119,7 @@ def test_list_json_shows_channels_without_secrets(tmp_path: Path) -> None:
     rows = {r["name"]: r for r in json.loads(result.output)}
     assert rows["hook"]["url"] == "https://hooks.example.com/services/***/***"
     assert rows["hook"]["signed"] is True and rows["hook"]["rate_limit"] == "30/min"
-    assert rows["hook"]["min_severity"] == "high" and rows["hook"]["concurrency"] == 8
+    assert rows["hook"]["min_severity"] == "high" and rows["hook"]["concurrency"] == 16
     assert rows["desk"]["server"] == "smtp.example.com:587"
     assert rows["desk"]["to"] == ["desk@example.com"] and rows["desk"]["digest"] == "15m"
     assert rows["chat"]["services"] == ["tgram://"]

@@ -14,13 +14,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from test_store import FEEDS, NOW, make_entry, outcome, rule_spec
 
 from ingest.config import Settings
 from ingest.model import Alert
-from ingest.notify.base import ChannelContext
+from ingest.notify.base import ChannelContext, delivery_client
 from ingest.notify.registry import build_notifier
 from ingest.service.deliver import Dispatcher
 from ingest.store.base import AttemptRow, DeliveryRow
@@ -44,7 +43,7 @@ class Rig:
     def __init__(self, store: SqlStore, clock: Clock) -> None:
         self.store = store
         self.clock = clock
-        self.http = httpx.AsyncClient()
+        self.http = delivery_client("ingest-test")
         self.alerts: list[Alert] = []
         self.dispatcher: Dispatcher | None = None
 
@@ -94,7 +93,7 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     try:
         yield rig
     finally:
-        await rig.http.aclose()
+        await rig.http.close()
         await store.close()
 
 

@@ -12,7 +12,7 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
+import aiohttp
 import pytest
 import structlog
 from pydantic import ValidationError
@@ -21,7 +21,7 @@ from ingest.config import load_config
 from ingest.errors import ConfigError, DeliveryError
 from ingest.model import Alert
 from ingest.notify import email as email_channel
-from ingest.notify.base import ChannelContext, DigestNotifier
+from ingest.notify.base import ChannelContext, DigestNotifier, delivery_client
 from ingest.notify.mail import digest_groups, digest_subject
 from ingest.notify.render import delivery_key
 from ingest.parse.dedup import alert_id
@@ -59,8 +59,8 @@ def make_alert(**changes: Any) -> Alert:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as client:
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with delivery_client("ingest-test") as client:
         yield client
 
 
@@ -70,7 +70,7 @@ def settings(port: int, **extra: Any) -> email_channel.Settings:
         "from": "ingest <ingest@example.org>", "to": ["a@localhost"], **extra})
 
 
-def notifier(http: httpx.AsyncClient, port: int, **extra: Any) -> email_channel.EmailNotifier:
+def notifier(http: aiohttp.ClientSession, port: int, **extra: Any) -> email_channel.EmailNotifier:
     return email_channel.build("ops-email", settings(port, **extra), ChannelContext(http, 5.0),
                                clock=lambda: NOW)
 
@@ -84,7 +84,7 @@ def parts(message: Any) -> dict[str, str]:
 
 
 async def test_alert_is_multipart_with_headers(smtp_sink: SmtpSink,
-                                               http: httpx.AsyncClient) -> None:
+                                               http: aiohttp.ClientSession) -> None:
     """One alert: text and HTML parts, and Message-ID, Date, List-Id, alert id headers."""
     alert = make_alert()
     receipt = await notifier(http, smtp_sink.port).send(alert)
@@ -104,7 +104,7 @@ async def test_alert_is_multipart_with_headers(smtp_sink: SmtpSink,
 
 
 async def test_resend_keeps_message_id_and_update_threads(smtp_sink: SmtpSink,
-                                                          http: httpx.AsyncClient) -> None:
+                                                          http: aiohttp.ClientSession) -> None:
     """A resend has the same Message-ID; an update has its own, referring to the first."""
     sender = notifier(http, smtp_sink.port, list_id="Desk <desk.example.org>")
     alert = make_alert()
@@ -121,7 +121,7 @@ async def test_resend_keeps_message_id_and_update_threads(smtp_sink: SmtpSink,
 
 
 async def test_feed_text_escaped_in_html_raw_in_text(smtp_sink: SmtpSink,
-                                                      http: httpx.AsyncClient) -> None:
+                                                      http: aiohttp.ClientSession) -> None:
     """A <script> and & in title and snippet are escaped in HTML and left as they are in text."""
     title = "Breaking <script>alert(1)</script> Smith & Wesson"
     alert = make_alert(entry_title=title, snippet="Tom & Jerry <img src=x onerror=alert(2)>",
@@ -137,7 +137,7 @@ async def test_feed_text_escaped_in_html_raw_in_text(smtp_sink: SmtpSink,
     assert "Tom & Jerry <img src=x onerror=alert(2)>" in text
 
 
-async def test_451_is_retryable_and_next_send_succeeds(http: httpx.AsyncClient) -> None:
+async def test_451_is_retryable_and_next_send_succeeds(http: aiohttp.ClientSession) -> None:
     """A 451 answer to DATA raises a retryable DeliveryError; the retry is delivered."""
     with SmtpSink(defer=1) as sink:
         sender = notifier(http, sink.port)
@@ -168,7 +168,7 @@ def ten_alerts() -> list[Alert]:
 
 
 async def test_digest_is_one_message_ordered_and_grouped(smtp_sink: SmtpSink,
-                                                         http: httpx.AsyncClient) -> None:
+                                                         http: aiohttp.ClientSession) -> None:
     """Ten alerts of three rules: one message, criticals first, one section per rule."""
     alerts = ten_alerts()
     sender = notifier(http, smtp_sink.port, digest="0 8 * * 1-5")
@@ -209,7 +209,7 @@ def test_digest_subject_is_one_short_line() -> None:
     assert len(long) <= 250
 
 
-async def test_failed_digest_is_retryable(http: httpx.AsyncClient) -> None:
+async def test_failed_digest_is_retryable(http: aiohttp.ClientSession) -> None:
     """A deferred digest raises a retryable DeliveryError and sends nothing."""
     with SmtpSink(defer=1) as sink:
         with pytest.raises(DeliveryError) as info:
@@ -234,7 +234,7 @@ def test_bad_digest_timezone_is_refused() -> None:
 
 
 async def test_override_dir_replaces_one_template(tmp_path: Path, smtp_sink: SmtpSink,
-                                                  http: httpx.AsyncClient) -> None:
+                                                  http: aiohttp.ClientSession) -> None:
     """A user's alert.txt.j2 replaces the shipped one; the HTML part stays the shipped one."""
     (tmp_path / "alert.txt.j2").write_text("Custom: {{ alert.rule.title }} on {{ channel }}\n")
     await notifier(http, smtp_sink.port, templates=str(tmp_path)).send(make_alert())
@@ -245,7 +245,7 @@ async def test_override_dir_replaces_one_template(tmp_path: Path, smtp_sink: Smt
 
 @pytest.mark.parametrize(("text", "line"), [("ok\n\n{% if %}\n", 3),
                                             ("ok\n{{ alert.no_such_field }}\n", 2)])
-def test_broken_template_is_config_error_at_build(tmp_path: Path, http: httpx.AsyncClient,
+def test_broken_template_is_config_error_at_build(tmp_path: Path, http: aiohttp.ClientSession,
                                                   text: str, line: int) -> None:
     """A syntax error or an undefined variable fails build() naming the file and line."""
     (tmp_path / "digest.html.j2").write_text(text)
@@ -257,7 +257,7 @@ def test_broken_template_is_config_error_at_build(tmp_path: Path, http: httpx.As
 
 
 async def test_template_failing_at_send_is_delivery_error(tmp_path: Path, smtp_sink: SmtpSink,
-                                                          http: httpx.AsyncClient) -> None:
+                                                          http: aiohttp.ClientSession) -> None:
     """A template that breaks only for some alerts raises a retryable DeliveryError."""
     (tmp_path / "alert.txt.j2").write_text(
         "x\n{% if alert.revision > 5 %}{{ alert.nope }}{% endif %}\n")
@@ -269,7 +269,7 @@ async def test_template_failing_at_send_is_delivery_error(tmp_path: Path, smtp_s
 
 
 async def test_user_templates_escape_by_extension(tmp_path: Path, smtp_sink: SmtpSink,
-                                                   http: httpx.AsyncClient) -> None:
+                                                   http: aiohttp.ClientSession) -> None:
     """An override .html.j2 is autoescaped too; an override .txt.j2 is not."""
     for name in ("alert.txt.j2", "alert.html.j2"):
         (tmp_path / name).write_text("{{ alert.entry.title }}\n")
@@ -284,7 +284,7 @@ async def test_user_templates_escape_by_extension(tmp_path: Path, smtp_sink: Smt
 
 
 async def test_password_env_is_used_for_auth_and_never_shown(
-        http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
+        http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch) -> None:
     """AUTH uses the variable named by password_env; repr and logs never hold its value."""
     monkeypatch.setenv("INGEST_TEST_SMTP_PASSWORD", SECRET)
     with SmtpSink(credentials=("ingest", SECRET)) as sink, \
@@ -296,7 +296,7 @@ async def test_password_env_is_used_for_auth_and_never_shown(
     assert SECRET not in repr(settings(sink.port, **options)) + repr(sender) + repr(logs)
 
 
-async def test_password_file_is_used_for_auth(tmp_path: Path, http: httpx.AsyncClient) -> None:
+async def test_password_file_is_used_for_auth(tmp_path: Path, http: aiohttp.ClientSession) -> None:
     """AUTH uses the password_file's content without its trailing newline."""
     (tmp_path / "pw").write_text(SECRET + "\n")
     with SmtpSink(credentials=("ingest", SECRET)) as sink:
@@ -305,7 +305,7 @@ async def test_password_file_is_used_for_auth(tmp_path: Path, http: httpx.AsyncC
         assert sink.logins == ["ingest"]
 
 
-async def test_missing_password_env_names_the_variable(http: httpx.AsyncClient,
+async def test_missing_password_env_names_the_variable(http: aiohttp.ClientSession,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """An unset password_env variable fails the send, naming the variable."""
     monkeypatch.delenv("INGEST_TEST_UNSET_PW", raising=False)
@@ -358,7 +358,7 @@ def tls_context(cert: Path, key: Path) -> ssl.SSLContext:
 
 
 async def test_starttls_with_private_ca(self_signed: tuple[Path, Path],
-                                        http: httpx.AsyncClient,
+                                        http: aiohttp.ClientSession,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """STARTTLS to a server with a self-signed certificate works when ca_file trusts it."""
     cert, key = self_signed
@@ -371,7 +371,7 @@ async def test_starttls_with_private_ca(self_signed: tuple[Path, Path],
 
 
 async def test_starttls_untrusted_certificate_fails(self_signed: tuple[Path, Path],
-                                                    http: httpx.AsyncClient) -> None:
+                                                    http: aiohttp.ClientSession) -> None:
     """Without ca_file the self-signed certificate is refused and nothing is sent."""
     with SmtpSink(tls_context=tls_context(*self_signed)) as sink:
         with pytest.raises(DeliveryError, match=r"(?i)certificate"):

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
+import aiohttp
 import pytest
 
 from ingest.errors import DeliveryError
@@ -18,7 +18,7 @@ from ingest.model import Alert
 from ingest.notify import email as email_channel
 from ingest.notify import file as file_channel
 from ingest.notify import webhook as webhook_channel
-from ingest.notify.base import ChannelContext
+from ingest.notify.base import ChannelContext, delivery_client
 from ingest.notify.render import SCHEMA_VERSION, payload_bytes
 from ingest.notify.signing import DEFAULT_TOLERANCE_S, HEADER, signature, verify
 from ingest.parse.dedup import alert_id
@@ -61,17 +61,17 @@ def lower_keys(headers: dict[str, str]) -> dict[str, str]:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as client:
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with delivery_client("ingest-test") as client:
         yield client
 
 
-def webhook_notifier(http: httpx.AsyncClient, url: str) -> webhook_channel.WebhookNotifier:
+def webhook_notifier(http: aiohttp.ClientSession, url: str) -> webhook_channel.WebhookNotifier:
     settings = webhook_channel.Settings(type="webhook", url=url, secret=SECRET)
     return webhook_channel.build("ops-webhook", settings, ChannelContext(http, 5.0))
 
 
-def email_notifier(http: httpx.AsyncClient, port: int) -> email_channel.EmailNotifier:
+def email_notifier(http: aiohttp.ClientSession, port: int) -> email_channel.EmailNotifier:
     settings = email_channel.Settings.model_validate({
         "type": "email", "host": "127.0.0.1", "port": port, "security": "none",
         "from": "ingest@localhost", "to": ["a@localhost"]})
@@ -133,7 +133,7 @@ def test_signature_non_ascii_v1_fails() -> None:
 
 
 async def test_webhook_delivers_signed_payload(webhook: WebhookReceiver,
-                                               http: httpx.AsyncClient) -> None:
+                                               http: aiohttp.ClientSession) -> None:
     """The receiver gets the v1 JSON payload, the idempotency key and a valid signature."""
     alert = make_alert()
     receipt = await webhook_notifier(http, webhook.url("/hook")).send(alert)
@@ -153,7 +153,7 @@ async def test_webhook_delivers_signed_payload(webhook: WebhookReceiver,
 
 
 async def test_webhook_500_is_retryable(webhook: WebhookReceiver,
-                                        http: httpx.AsyncClient) -> None:
+                                        http: aiohttp.ClientSession) -> None:
     """A 500 answer raises a DeliveryError that is not permanent."""
     webhook.status = 500
     with pytest.raises(DeliveryError) as info:
@@ -164,7 +164,7 @@ async def test_webhook_500_is_retryable(webhook: WebhookReceiver,
 
 
 async def test_webhook_400_is_permanent(webhook: WebhookReceiver,
-                                        http: httpx.AsyncClient) -> None:
+                                        http: aiohttp.ClientSession) -> None:
     """A 400 answer raises a permanent DeliveryError."""
     webhook.status = 400
     with pytest.raises(DeliveryError) as info:
@@ -174,7 +174,7 @@ async def test_webhook_400_is_permanent(webhook: WebhookReceiver,
 
 
 async def test_webhook_429_is_retryable(webhook: WebhookReceiver,
-                                        http: httpx.AsyncClient) -> None:
+                                        http: aiohttp.ClientSession) -> None:
     """A 429 (rate limited) answer raises a DeliveryError that is not permanent."""
     webhook.status = 429
     with pytest.raises(DeliveryError) as info:
@@ -182,7 +182,7 @@ async def test_webhook_429_is_retryable(webhook: WebhookReceiver,
     assert not info.value.permanent
 
 
-async def test_webhook_unreachable_raises_delivery_error(http: httpx.AsyncClient) -> None:
+async def test_webhook_unreachable_raises_delivery_error(http: aiohttp.ClientSession) -> None:
     """A closed port on loopback raises DeliveryError, not an httpx exception."""
     url = f"http://127.0.0.1:{free_port()}/hook"
     with pytest.raises(DeliveryError) as info:
@@ -199,7 +199,7 @@ def _parts(message: Any) -> dict[str, str]:
 
 
 async def test_email_delivers_multipart_message(smtp_sink: SmtpSink,
-                                                http: httpx.AsyncClient) -> None:
+                                                http: aiohttp.ClientSession) -> None:
     """One multipart message arrives with text and HTML parts, subject and alert id header."""
     alert = make_alert()
     receipt = await email_notifier(http, smtp_sink.port).send(alert)
@@ -219,7 +219,7 @@ async def test_email_delivers_multipart_message(smtp_sink: SmtpSink,
 
 
 async def test_email_html_escapes_entry_title(smtp_sink: SmtpSink,
-                                              http: httpx.AsyncClient) -> None:
+                                              http: aiohttp.ClientSession) -> None:
     """Feed text such as a <script> title is escaped in the HTML part."""
     alert = make_alert(entry_title="Breaking <script>alert(1)</script> news",
                        snippet="<img src=x onerror=alert(2)>")
@@ -231,7 +231,7 @@ async def test_email_html_escapes_entry_title(smtp_sink: SmtpSink,
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html_part
 
 
-async def test_email_unreachable_raises_delivery_error(http: httpx.AsyncClient) -> None:
+async def test_email_unreachable_raises_delivery_error(http: aiohttp.ClientSession) -> None:
     """A closed SMTP port raises DeliveryError."""
     with pytest.raises(DeliveryError) as info:
         await email_notifier(http, free_port()).send(make_alert())
@@ -242,7 +242,7 @@ async def test_email_unreachable_raises_delivery_error(http: httpx.AsyncClient) 
 
 
 async def test_file_appends_one_json_line_per_alert(tmp_path: Path,
-                                                     http: httpx.AsyncClient) -> None:
+                                                     http: aiohttp.ClientSession) -> None:
     """Two sends append two lines, each a valid JSON payload of its alert."""
     path = tmp_path / "out" / "alerts.jsonl"
     notifier = file_channel.build("archive", file_channel.Settings(type="file", path=path),
@@ -295,7 +295,7 @@ async def test_email_with_one_refused_recipient_is_not_resent(smtp_sink) -> None
     settings = EmailSettings.model_validate({
         "type": "email", "host": "127.0.0.1", "port": smtp_sink.port, "security": "none",
         "from": "ingest@localhost", "to": ["desk@localhost", "refused@localhost"]})
-    async with httpx.AsyncClient() as client:
+    async with delivery_client("ingest-test") as client:
         notifier = build_email("mail", settings, ChannelContext(client, 5.0))
         receipt = await notifier.send(make_alert())
     assert "refused@localhost" in receipt

@@ -7,13 +7,13 @@ import json
 import time
 from collections.abc import AsyncIterator
 
-import httpx
+import aiohttp
 import pytest
 from pydantic import ValidationError
 from test_notify import lower_keys, make_alert
 
 from ingest.notify import webhook as webhook_channel
-from ingest.notify.base import ChannelContext
+from ingest.notify.base import ChannelContext, delivery_client
 from ingest.notify.formats import cloudevents_body, slack_body
 from ingest.notify.render import alert_payload
 from ingest.notify.signing import HEADER, signature, verify
@@ -23,12 +23,12 @@ NEW, OLD = "new-secret", "old-secret"
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as client:
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with delivery_client("ingest-test") as client:
         yield client
 
 
-def notifier(http: httpx.AsyncClient, url: str, **settings: object
+def notifier(http: aiohttp.ClientSession, url: str, **settings: object
              ) -> webhook_channel.WebhookNotifier:
     config = webhook_channel.Settings.model_validate({"type": "webhook", "url": url, **settings})
     return webhook_channel.build("hook", config, ChannelContext(http, 5.0))
@@ -92,7 +92,7 @@ def test_more_than_two_secrets_are_refused() -> None:
 
 @pytest.mark.parametrize("fmt", ["json", "cloudevents", "slack"])
 async def test_each_format_is_delivered_signed(fmt: str, webhook: WebhookReceiver,
-                                               http: httpx.AsyncClient) -> None:
+                                               http: aiohttp.ClientSession) -> None:
     """Every format reaches the receiver with its content type, key and a valid signature."""
     alert = make_alert()
     assert await notifier(http, webhook.url("/h"), format=fmt, secret=NEW).send(alert) \
@@ -110,7 +110,7 @@ async def test_each_format_is_delivered_signed(fmt: str, webhook: WebhookReceive
 
 
 async def test_rotation_delivery_verifies_with_old_and_new(webhook: WebhookReceiver,
-                                                           http: httpx.AsyncClient) -> None:
+                                                           http: aiohttp.ClientSession) -> None:
     """During rotation one delivery carries both signatures: old and new receivers accept."""
     await notifier(http, webhook.url("/h"), secret=[NEW, OLD]).send(make_alert())
     [request] = webhook.received
@@ -142,7 +142,7 @@ def test_retry_after_seconds_and_dates_are_read() -> None:
 @pytest.mark.parametrize("status", [429, 503])
 async def test_429_and_503_carry_the_receivers_retry_after(status: int,
                                                            webhook: WebhookReceiver,
-                                                           http: httpx.AsyncClient) -> None:
+                                                           http: aiohttp.ClientSession) -> None:
     from ingest.errors import DeliveryError
 
     webhook.status = status
@@ -167,7 +167,7 @@ def readme_verifier() -> object:
 
 
 async def test_the_readme_verifier_accepts_real_deliveries(webhook: WebhookReceiver,
-                                                           http: httpx.AsyncClient) -> None:
+                                                           http: aiohttp.ClientSession) -> None:
     """The README's verifier accepts a real delivery signed during rotation with either
     secret, and refuses a wrong secret or a changed body."""
     verify_as_documented = readme_verifier()

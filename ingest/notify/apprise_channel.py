@@ -9,6 +9,8 @@ reports more of one than its scheme (``tgram``, ``slack``).
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
@@ -131,9 +133,20 @@ def build(name: str, settings: Settings, ctx: ChannelContext) -> AppriseNotifier
             "pip install 'ingest[apprise]'"))]) from exc
     apobj = apprise.Apprise()
     for i, url in enumerate(settings.urls()):
-        if not apobj.add(url):
+        if not _quietly(apobj.add, url):  # Apprise logs a URL it refuses, token and all
             raise ConfigError([Problem("config", None, (
                 f"channel {name!r}: url #{i + 1} ({url_scheme(url)}://…) is not a URL "
                 "Apprise can use; check its scheme and fields against Apprise's docs for "
                 "that service"))])
     return AppriseNotifier(name, settings, apobj, ctx.timeout_s)
+
+
+def _quietly(add: Callable[[str], bool], url: str) -> bool:
+    """``add(url)`` with Apprise's own logger muted, so the secret URL is never logged."""
+    logger = logging.getLogger("apprise")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL + 1)
+    try:
+        return bool(add(url))
+    finally:
+        logger.setLevel(level)

@@ -14,12 +14,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import httpx
-
 from ingest.config import Settings
 from ingest.errors import DeliveryError
 from ingest.model import Alert
-from ingest.notify.base import ChannelContext
+from ingest.notify.base import ChannelContext, delivery_client
 from ingest.notify.registry import ChannelSettings, build_notifier
 
 TEST_RULE_ID = "ingest-channel-test"
@@ -89,6 +87,6 @@ async def probe_channel(name: str, channel: ChannelSettings, ctx: ChannelContext
 
 async def probe_channels(settings: Settings, names: Sequence[str]) -> list[ProbeResult]:
     """Test each named channel in turn, with one HTTP client as the service uses."""
-    async with httpx.AsyncClient(headers={"User-Agent": settings.polling.user_agent}) as http:
+    async with delivery_client(settings.polling.user_agent) as http:
         ctx = ChannelContext(http, settings.delivery.timeout)
         return [await probe_channel(name, settings.channels[name], ctx) for name in names]

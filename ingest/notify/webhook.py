@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Literal
 
-import httpx
+import aiohttp
 from pydantic import Field, SecretStr, field_validator
 
 from ingest.errors import DeliveryError
@@ -21,6 +21,7 @@ from ingest.notify.signing import HEADER, signature
 
 # 4xx answers that a retry can cure; any other 4xx is permanent.
 _RETRYABLE_4XX = {408, 425, 429}
+_ANSWER_BYTES = 2000  # of an answer's body, kept for the error message
 
 
 class Settings(ChannelOptions):
@@ -48,7 +49,7 @@ class Settings(ChannelOptions):
 
 
 class WebhookNotifier:
-    def __init__(self, name: str, settings: Settings, http: httpx.AsyncClient, timeout_s: float,
+    def __init__(self, name: str, settings: Settings, http: aiohttp.ClientSession, timeout_s: float,
                  clock: Callable[[], float] = time.time) -> None:
         self.name = name
         self._settings = settings
@@ -72,25 +73,26 @@ class WebhookNotifier:
 
     async def send(self, alert: Alert) -> str:
         body, headers = self.request(alert)
+        url = self._settings.url
         try:
-            async with asyncio.timeout(self._timeout):  # the whole request, not each read
-                response = await self._http.post(self._settings.url, content=body,
-                                                 headers=headers, timeout=self._timeout)
+            async with asyncio.timeout(self._timeout), self._http.post(  # the whole request
+                    url, data=body, headers=headers, allow_redirects=False) as response:
+                status = response.status
+                answer = (await response.content.read(_ANSWER_BYTES)).decode("utf-8", "replace")
+                retry_after = response.headers.get("Retry-After")
         except TimeoutError as exc:
-            raise DeliveryError(self.name, f"POST {self._settings.url}: no complete answer "
+            raise DeliveryError(self.name, f"POST {url}: no complete answer "
                                 f"within {self._timeout:g}s") from exc
-        except httpx.HTTPError as exc:
-            raise DeliveryError(self.name, f"POST {self._settings.url} failed: "
+        except (aiohttp.ClientError, OSError, ValueError) as exc:
+            raise DeliveryError(self.name, f"POST {url} failed: "
                                 f"{type(exc).__name__}: {exc}") from exc
-        if response.is_success:
-            return f"HTTP {response.status_code}"
-        permanent = 400 <= response.status_code < 500 and response.status_code not in _RETRYABLE_4XX
+        if 200 <= status < 300:
+            return f"HTTP {status}"
+        permanent = 400 <= status < 500 and status not in _RETRYABLE_4XX
         wait = None
-        if response.status_code in (429, 503):
-            wait = parse_retry_after(response.headers.get("Retry-After"),
-                                     datetime.fromtimestamp(self._clock(), UTC))
-        raise DeliveryError(self.name, f"POST {self._settings.url} answered HTTP "
-                            f"{response.status_code}: {response.text[:200]}"
+        if status in (429, 503):
+            wait = parse_retry_after(retry_after, datetime.fromtimestamp(self._clock(), UTC))
+        raise DeliveryError(self.name, f"POST {url} answered HTTP {status}: {answer[:200]}"
                             + (f" (Retry-After: {wait:g}s)" if wait is not None else ""),
                             permanent=permanent, retry_after_s=wait)
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+import aiohttp
 import httpx
 import structlog
 
@@ -22,7 +23,7 @@ from ingest.model import Alert
 from ingest.nlp.gazetteer import Gazetteer, load_gazetteer
 from ingest.nlp.pipeline import Analyzer, features_needed, load_model
 from ingest.nlp.runner import NlpRunner
-from ingest.notify.base import ChannelContext, Notifier
+from ingest.notify.base import ChannelContext, Notifier, delivery_client
 from ingest.notify.registry import build_notifier
 from ingest.rules.load import RuleSet, channel_problems, load_rules
 from ingest.service.deliver import Dispatcher
@@ -86,7 +87,7 @@ class App:
     """The service's parts.  Use ``await App.start(settings)`` and ``await app.close()``."""
 
     def __init__(self, settings: Settings, store: Store, runner: NlpRunner, rules: RuleSet,
-                 fetch_http: httpx.AsyncClient, send_http: httpx.AsyncClient,
+                 fetch_http: httpx.AsyncClient, send_http: aiohttp.ClientSession,
                  notifiers: dict[str, Notifier], clock: Callable[[], datetime]) -> None:
         self.settings = settings
         self.store = store
@@ -94,7 +95,7 @@ class App:
         self.rules = rules
         self.fetcher = Fetcher(fetch_http, settings.polling.max_body_bytes,
                                settings.polling.timeout)
-        self._http = (fetch_http, send_http)
+        self._fetch_http, self._send_http = fetch_http, send_http
         self.notifiers = notifiers
         self.clock = clock
         self.dispatcher = Dispatcher(settings, notifiers, store, clock)
@@ -120,7 +121,7 @@ class App:
         runner = NlpRunner(analyzer)
         store = open_store(settings.database_url)
         fetch_http = make_http_client(settings.polling)
-        send_http = httpx.AsyncClient(headers={"User-Agent": settings.polling.user_agent})
+        send_http = delivery_client(settings.polling.user_agent)
         try:
             await store.init()
             await store.sync_feeds(feeds, clock())
@@ -131,7 +132,7 @@ class App:
         except BaseException:
             runner.close()
             await fetch_http.aclose()
-            await send_http.aclose()
+            await send_http.close()
             await store.close()
             raise
         log.info("app.started", feeds=len(feeds), rules=len(rules),
@@ -163,8 +164,8 @@ class App:
     async def close(self) -> None:
         for notifier in self.notifiers.values():
             await notifier.aclose()
-        for client in self._http:
-            await client.aclose()
+        await self._fetch_http.aclose()
+        await self._send_http.close()
         self.runner.close()
         await self.store.close()
 
