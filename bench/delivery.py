@@ -35,21 +35,27 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import multiprocessing
-import multiprocessing.connection
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Sequence
-from contextlib import AsyncExitStack, suppress
+from collections.abc import Callable, Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
 
 import aiohttp
-from sqlalchemy import func, select, text
-from sqlalchemy.ext.asyncio import create_async_engine
+from outbox_db import (  # bench/
+    CHANNEL,
+    POSTGRES_URL,
+    TimedStore,
+    create_schema,
+    delivery_states,
+    drop_schema,
+    make_alert,
+    seed,
+)
+from receivers import AsyncReceiver, ProcessReceiver, Receiver, ThreadReceiver  # bench/
 
 from ingest.config import Settings
 from ingest.logs import configure_logging
@@ -57,233 +63,11 @@ from ingest.model import Alert
 from ingest.notify.base import ChannelContext, Notifier, delivery_client
 from ingest.notify.registry import build_notifier
 from ingest.notify.render import delivery_key
-from ingest.parse.dedup import alert_id
 from ingest.service.deliver import Dispatcher
-from ingest.store import schema as t
-from ingest.store.base import DeliveryResult, PendingDelivery
-from ingest.store.rows import alert_to_json, naive
-from ingest.store.sql import SqlStore, async_url
-from ingest.testing import WebhookReceiver
 
-POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
-CHANNEL = "hook"
 DEFAULT_CONCURRENCY = 16  # ChannelOptions.concurrency
 TARGET_PER_S = 500.0
 TARGET_LATENCY_MS = 10.0
-NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
-
-
-# -- the receiver -------------------------------------------------------------------
-
-class Receiver(Protocol):
-    url: str
-
-    def take(self) -> list[str]:
-        """The Idempotency-Key of every request accepted since the last take."""
-        ...
-
-    def close(self) -> None: ...
-
-
-class ThreadReceiver:
-    """A :class:`WebhookReceiver` in this process (its threads share our GIL)."""
-
-    def __init__(self, delay_s: float) -> None:
-        self._server = WebhookReceiver(delay_s=delay_s).start()
-        self.url = self._server.url("/hook")
-
-    def take(self) -> list[str]:
-        with self._server.lock:
-            keys = self._server.keys()
-            self._server.received.clear()
-            self._server.rejected.clear()
-        return keys
-
-    def close(self) -> None:
-        self._server.stop()
-
-
-async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                  delay_s: float, keys: list[str]) -> None:
-    """One keep-alive connection: read each request, wait ``delay_s``, answer 200."""
-    try:
-        while head := await reader.readuntil(b"\r\n\r\n"):
-            headers = dict(line.split(": ", 1) for line in
-                           head.decode("latin-1").split("\r\n")[1:] if ": " in line)
-            lower = {k.lower(): v for k, v in headers.items()}
-            await reader.readexactly(int(lower.get("content-length", "0")))
-            await asyncio.sleep(delay_s)
-            keys.append(lower.get("idempotency-key", ""))
-            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-            await writer.drain()
-    except (asyncio.IncompleteReadError, ConnectionError):
-        pass
-    finally:
-        writer.close()
-
-
-def _serve_async(delay_s: float, conn: multiprocessing.connection.Connection) -> None:
-    """The child process of :class:`AsyncReceiver`: an asyncio HTTP/1.1 server."""
-
-    async def main() -> None:
-        keys: list[str] = []
-        server = await asyncio.start_server(
-            lambda r, w: _handle(r, w, delay_s, keys), "127.0.0.1", 0, backlog=1024)
-        port = server.sockets[0].getsockname()[1]
-        conn.send(f"http://127.0.0.1:{port}/hook")
-        loop = asyncio.get_running_loop()
-        stop = loop.create_future()
-
-        def command() -> None:
-            if conn.recv() == "take":
-                conn.send(list(keys))
-                keys.clear()
-            elif not stop.done():
-                stop.set_result(None)
-
-        loop.add_reader(conn.fileno(), command)
-        await stop
-        server.close()
-
-    asyncio.run(main())
-
-
-def _serve(delay_s: float, conn: multiprocessing.connection.Connection) -> None:
-    """The child process: a receiver answering commands ("take", "stop") on ``conn``."""
-    server = ThreadReceiver(delay_s)
-    conn.send(server.url)
-    try:
-        while (command := conn.recv()) != "stop":
-            if command == "take":
-                conn.send(server.take())
-    finally:
-        server.close()
-
-
-class ProcessReceiver:
-    """A :class:`WebhookReceiver` in a child process of its own."""
-
-    serve = staticmethod(_serve)
-
-    def __init__(self, delay_s: float) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        self._conn, child = ctx.Pipe()
-        self._proc = ctx.Process(target=self.serve, args=(delay_s, child), daemon=True)
-        self._proc.start()
-        deadline = time.monotonic() + 60
-        while not self._conn.poll(0.1):
-            if not self._proc.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the receiver process did not start")
-        self.url: str = self._conn.recv()
-
-    def take(self) -> list[str]:
-        self._conn.send("take")
-        keys: list[str] = self._conn.recv()
-        return keys
-
-    def close(self) -> None:
-        with suppress(OSError):
-            self._conn.send("stop")
-        self._proc.join(10)
-        if self._proc.is_alive():
-            self._proc.terminate()
-            self._proc.join(5)
-
-
-class AsyncReceiver(ProcessReceiver):
-    """A minimal asyncio HTTP/1.1 server in a child process: a receiver that is not the
-    bottleneck (a thread per connection under one GIL adds its own queueing)."""
-
-    serve = staticmethod(_serve_async)
-
-
-# -- the store ----------------------------------------------------------------------
-
-class TimedStore(SqlStore):
-    """The real store, timing and counting the outbox transactions the dispatcher makes."""
-
-    def __init__(self, url: str, schema: str | None = None) -> None:
-        super().__init__(url)
-        if schema is not None:  # PostgreSQL: every connection sees only our schema
-            self.engine = create_async_engine(
-                self.url, pool_pre_ping=True,
-                connect_args={"server_settings": {"search_path": schema}})
-        self.claim_s = self.finish_s = 0.0
-        self.transactions = 0
-
-    async def claim_deliveries(self, channel: str, *, now: datetime, lease_until: datetime,
-                               token: str, limit: int, max_attempts: int,
-                               held_after: datetime | None = None) -> list[PendingDelivery]:
-        start = time.perf_counter()
-        try:
-            return await super().claim_deliveries(
-                channel, now=now, lease_until=lease_until, token=token, limit=limit,
-                max_attempts=max_attempts, held_after=held_after)
-        finally:
-            self.claim_s += time.perf_counter() - start
-            self.transactions += 1
-
-    async def finish_deliveries(self, token: str, results: Sequence[DeliveryResult],
-                                now: datetime) -> int:
-        start = time.perf_counter()
-        try:
-            return await super().finish_deliveries(token, results, now)
-        finally:
-            self.finish_s += time.perf_counter() - start
-            self.transactions += 1
-
-
-def make_alert(i: int) -> Alert:
-    """An alert shaped like a real one: an entity, terms, a snippet, one source, evidence."""
-    key = f"https://news.example.org/world/2026/11/25/story-{i}"
-    title = f"Defence minister announces deployment of air defence systems ({i})"
-    return Alert(
-        id=alert_id("bench-deploy", "bench-feed", key), rule_id="bench-deploy",
-        rule_title="Air defence deployments", severity="high", tags=("defence", "bench"),
-        feed_id="bench-feed", entry_key=key, entry_title=title, entry_link=key,
-        published=NOW, created_at=NOW,
-        entities=({"text": "Boris Pistorius", "name": "Boris Pistorius", "label": "PERSON",
-                   "id": "Q61053", "country": "DE", "roles": ["defence-minister"],
-                   "start": 0, "end": 15},),
-        terms=("deploy", "air defence"),
-        snippet=("Boris Pistorius said on Tuesday that Germany would deploy two more Patriot "
-                 "air defence systems to the eastern flank within weeks, after talks with "
-                 "allies in Brussels about the protection of critical infrastructure."),
-        channels=(CHANNEL,), story_id=i,
-        sources=({"feed": "bench-feed", "entry_key": key, "title": title, "link": key,
-                  "published": NOW.isoformat(), "seen_at": NOW.isoformat()},),
-        first_seen=NOW, last_seen=NOW,
-        evidence=({"leaf": "when.all[0]", "describe": "lemma deploy",
-                   "spans": [{"kind": "lemma", "text": "deploy", "start": 60, "end": 66}]},))
-
-
-async def seed(store: SqlStore, alerts: Sequence[Alert]) -> None:
-    """One feed, and per alert an entry, the alert and its pending webhook delivery."""
-    now = naive(NOW)
-    async with store.engine.begin() as conn:
-        await conn.execute(t.feeds.insert(), [{
-            "id": "bench-feed", "url": "https://news.example.org/rss", "title": "bench",
-            "tags": [], "enabled": True, "error_count": 0, "entries_seen": len(alerts)}])
-        await conn.execute(t.entries.insert(), [{
-            "id": a.story_id, "feed_id": a.feed_id, "key": a.entry_key, "title": a.entry_title,
-            "link": a.entry_link, "summary": a.snippet, "content": "", "published": now,
-            "fetched_at": now, "processed_at": now, "story_id": a.story_id}
-            for a in alerts])
-        await conn.execute(t.alerts.insert(), [{
-            "id": a.id, "rule_id": a.rule_id, "entry_id": a.story_id, "story_id": a.story_id,
-            "severity": a.severity, "state": a.state, "at": now, "dedupe_key": "",
-            "revision": 0, "created_at": now, "updated_at": now, "payload": alert_to_json(a)}
-            for a in alerts])
-        await conn.execute(t.deliveries.insert(), [{
-            "alert_id": a.id, "channel": CHANNEL, "revision": 0, "state": "pending",
-            "attempts": 0, "created_at": now, "updated_at": now} for a in alerts])
-
-
-async def delivery_states(store: SqlStore) -> dict[str, int]:
-    async with store.engine.connect() as conn:
-        rows = (await conn.execute(select(t.deliveries.c.state, func.count())
-                                   .group_by(t.deliveries.c.state))).all()
-    return {r[0]: int(r[1]) for r in rows}
 
 
 # -- one measurement ----------------------------------------------------------------
@@ -419,8 +203,8 @@ async def drain(receiver: Receiver | None, latency_ms: float, concurrency: int, 
     async with AsyncExitStack() as stack:
         if postgres:
             schema = f"bench_delivery_{uuid.uuid4().hex[:12]}"
-            await _create_schema(schema)
-            stack.push_async_callback(_drop_schema, schema)
+            await create_schema(schema)
+            stack.push_async_callback(drop_schema, schema)
             store = TimedStore(POSTGRES_URL, schema)
         else:
             tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-delivery-"))
@@ -463,24 +247,6 @@ async def measure(receiver: Receiver, latency_ms: float, concurrency: int, n: in
     return Measured(latency_ms, concurrency, run, no_http.per_s, alone)
 
 
-async def _pg_admin(statement: str) -> None:
-    engine = create_async_engine(async_url(POSTGRES_URL))
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(text(statement))
-    finally:
-        await engine.dispose()
-
-
-async def _create_schema(schema: str) -> None:
-    await _pg_admin(f'CREATE SCHEMA "{schema}"')
-
-
-async def _drop_schema(schema: str) -> None:
-    if schema.startswith("bench_delivery_"):  # only ever our own
-        await _pg_admin(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-
-
 # -- the table ----------------------------------------------------------------------
 
 COLUMNS = (("receiver", 8), ("conc.", 5), ("alerts", 6), ("seconds", 7), ("alerts/s", 8),
@@ -504,15 +270,15 @@ def row(m: Measured, base: Measured | None) -> str:
 async def run(args: argparse.Namespace) -> int:
     latencies = [float(x) for x in args.latencies.split(",")]
     concurrencies = [int(x) for x in args.concurrency.split(",")]
-    make: type[ProcessReceiver] | type[ThreadReceiver] = {
-        "asyncio": AsyncReceiver, "process": ProcessReceiver, "thread": ThreadReceiver,
-    }[args.receiver]
+    makers: dict[str, Callable[[float], Receiver]] = {
+        "asyncio": AsyncReceiver, "process": ProcessReceiver, "thread": ThreadReceiver}
+    make = makers[args.receiver]
     store_name = (f"PostgreSQL ({POSTGRES_URL}, a schema of its own)" if args.postgres
                   else "SQLite file")
-    receiver = {"asyncio": "an asyncio HTTP/1.1 server in a child process",
+    described = {"asyncio": "an asyncio HTTP/1.1 server in a child process",
                 "process": "WebhookReceiver (threads) in a child process",
                 "thread": "WebhookReceiver (threads) in this process"}[args.receiver]
-    print(f"Store: {store_name}; receiver: {receiver}.\n"
+    print(f"Store: {store_name}; receiver: {described}.\n"
           f"Alerts per run: {args.alerts} ({args.slow_alerts} at >= 100 ms); baseline runs "
           f"(concurrency 1): {args.base_alerts} ({args.slow_base_alerts} at >= 100 ms).\n")
     print(HEADER)

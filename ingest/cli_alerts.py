@@ -153,8 +153,8 @@ def alerts_retry(
         all_dead: Annotated[bool, typer.Option("--all-dead", help="Every dead delivery.")]
         = False,
         config: ConfigOpt = None) -> None:
-    """Send dead deliveries again, with a fresh count of attempts (the service sends them
-    within `delivery.tick`; `ingest run --once` sends them at once)."""
+    """Send dead deliveries again, with a fresh count of attempts (the running service
+    sends them within `delivery.tick`; with no service running, `ingest run --once`)."""
     if (alert_id is None) == (not all_dead):
         typer.echo("error: give an alert id, or --all-dead (not both)", err=True)
         raise typer.Exit(2)

@@ -5,37 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 from typing import Annotated, Any
-from urllib.parse import urlsplit, urlunsplit
 
 import typer
 
 from ingest.cli_common import ConfigOpt, handles_errors, settings_from
 from ingest.notify import apprise_channel, email, file, webhook
 from ingest.notify.registry import ChannelSettings
+from ingest.notify.webhook import public_url
 
 channels_app = typer.Typer(help="List the configured channels; send one a test alert.",
                            no_args_is_help=True)
 
 _PERIODS = {1.0: "s", 60.0: "min", 3600.0: "h"}
 # A path segment that looks like a token (Slack's /services/T…/B…/XXXX, Discord's …/ID/TOKEN).
-_TOKENISH = re.compile(r"^(?=.*[0-9])(?=.*[A-Za-z])[A-Za-z0-9_-]{8,}$|^[^/]{16,}$")
-
-
-def public_url(url: str) -> str:
-    """``url`` without userinfo, query and fragment, and with token-like path segments
-    shown as ``***``: where a webhook goes, without what lets anyone post there."""
-    try:
-        parts = urlsplit(url)
-        host, port = parts.hostname or "", parts.port
-    except ValueError:
-        return "(unparseable URL)"
-    netloc = f"[{host}]" if ":" in host else host
-    if port is not None:
-        netloc += f":{port}"
-    path = "/".join("***" if _TOKENISH.match(seg) else seg for seg in parts.path.split("/"))
-    return urlunsplit((parts.scheme, netloc, path, "", ""))
 
 
 def _rate(rate: tuple[float, float] | None) -> str | None:

@@ -11,10 +11,10 @@ from conftest import REPO
 from typer.testing import CliRunner
 
 from ingest.cli import app
-from ingest.cli_channels import public_url
 from ingest.demo import report_lines, run_demo
 from ingest.notify.probe import TEST_RULE_ID
 from ingest.notify.signing import HEADER, verify
+from ingest.notify.webhook import public_url
 from ingest.testing import SmtpSink, WebhookReceiver
 
 runner = CliRunner()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -310,3 +310,33 @@ async def test_daemon_sends_new_alerts_at_once_not_at_the_tick(
             await app.close()
     assert len(receiver.received) == len(EXPECTED) == len(set(receiver.keys()))
     assert {r.state for r in rows} == {"delivered"}
+
+
+async def test_held_digest_alerts_age_from_the_digest_not_their_birth(rig: Rig) -> None:
+    """An alert held four days for a weekly digest is not 'too old' when the digest fails
+    once: max_age (2d) counts from the digest's time, so the failure is retried."""
+    with SmtpSink(defer=1) as sink:
+        channels = digest_channel(sink)
+        channels["desk"]["digest"] = "0 8 * * 1"  # Mondays 08:00 UTC; NOW is a Wednesday
+        dispatcher = await rig.setup(channels, alerts=2)
+        rig.clock.now = datetime(2024, 5, 6, 8, 0, 30, tzinfo=UTC)  # the next Monday
+        assert await dispatcher.drain() == (0, 2)
+        rows = await rig.store.deliveries()
+        assert {r.state for r in rows} == {"failed"}
+        rig.clock.now = max(r.next_attempt_at for r in rows if r.next_attempt_at)
+        assert await dispatcher.drain() == (2, 0)
+    assert len(sink.messages) == 1
+
+
+async def test_webhook_errors_never_carry_the_urls_secrets(rig: Rig) -> None:
+    """Userinfo, query and token-like path segments stay out of errors, rows and logs."""
+    with WebhookReceiver(500) as receiver:
+        url = receiver.url("/services/T0AB12CD3/XyZ987abcDEF?token=s3cret").replace(
+            "http://", "http://user:pa55word@")
+        dispatcher = await rig.setup({"hook": {"type": "webhook", "url": url}})
+        assert await dispatcher.drain() == (0, 1)
+    row = await rig.row()
+    assert row.last_error and "HTTP 500" in row.last_error
+    for secret in ("pa55word", "s3cret", "XyZ987abcDEF", "T0AB12CD3"):
+        assert secret not in row.last_error
+        assert all(secret not in a.detail for a in await rig.attempts())

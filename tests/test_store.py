@@ -725,6 +725,29 @@ async def test_abandon_and_retry(store: SqlStore) -> None:
     assert await store.retry_deliveries(NOW, alert_id=alert.id) == 1
 
 
+async def test_a_reclaimed_row_is_not_settled_by_its_former_sender(store: SqlStore) -> None:
+    """Sender 1's lease ran out and sender 2 took the row: 1's late outcome changes nothing,
+    2's counts, and only 2's attempt is recorded beside the interrupted one."""
+    alert = await _one_alert(store)
+    [first] = await _claim(store, "a", token="t1", lease=NOW)
+    [second] = await _claim(store, "a", token="t2", now=NOW + timedelta(seconds=1))
+    assert await store.finish_deliveries("t1", [_result(first, "dead", "HTTP 404")], NOW) == 0
+    assert await store.finish_deliveries("t2", [_result(second, "delivered", "HTTP 200")],
+                                         NOW) == 1
+    assert (await _deliveries(store, alert))["a"].state == "delivered"
+    assert [a.outcome for a in await store.delivery_attempts(alert.id)
+            if a.delivery_id == first.id] == ["interrupted", "delivered"]
+
+
+async def test_abandon_leaves_rows_another_instance_is_sending(store: SqlStore) -> None:
+    """A live claim on a channel this instance does not know is another instance's."""
+    alert = await _one_alert(store)
+    await _claim(store, "b", token="other", lease=NOW + timedelta(minutes=5))
+    assert await store.abandon_channels(["a"], NOW) == 0
+    assert (await _deliveries(store, alert))["b"].state == "sending"
+    assert await store.abandon_channels(["a"], NOW + timedelta(minutes=6)) == 1
+
+
 async def test_digest_holds_first_attempts_made_after_the_last_fire(store: SqlStore) -> None:
     """held_after: a row made at or after the digest's last fire time waits; a retry does not."""
     await _one_alert(store)

@@ -23,7 +23,13 @@ _PER = {"s": 1.0, "sec": 1.0, "second": 1.0, "m": 60.0, "min": 60.0, "minute": 6
 def parse_rate(value: object) -> tuple[float, float]:
     """``"10/s"``, ``"30/min"``, ``"100/h"`` -> (count, period in seconds)."""
     if isinstance(value, tuple | list) and len(value) == 2:
-        return float(value[0]), float(value[1])
+        try:
+            count, period = float(value[0]), float(value[1])
+        except (TypeError, ValueError):
+            count = period = 0.0
+        if count > 0 and period > 0:
+            return count, period
+        raise ValueError(f"{value!r} is not a rate; write e.g. 10/s, 30/min or 100/h")
     match = _RATE.match(str(value)) if isinstance(value, str) else None
     if match is None or float(match.group(1)) <= 0:
         raise ValueError(f"{value!r} is not a rate; write e.g. 10/s, 30/min or 100/h")

@@ -8,6 +8,7 @@ arithmetic; this module only builds them and asks them, with ``now`` passed in.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -19,6 +20,7 @@ from ingest.durations import parse_duration
 
 # Interval digests are anchored here, so a restart keeps the same boundaries.
 _EPOCH = datetime(2000, 1, 3, tzinfo=UTC)  # a Monday, midnight UTC
+_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 
 
 def digest_trigger(spec: str, timezone: str = "UTC") -> BaseTrigger:
@@ -29,9 +31,12 @@ def digest_trigger(spec: str, timezone: str = "UTC") -> BaseTrigger:
         raise ValueError(f"unknown time zone {timezone!r}; write e.g. UTC or "
                          "Europe/Berlin") from exc
     text = str(spec).strip()
-    if len(text.split()) == 5:
-        try:
-            return CronTrigger.from_crontab(text, timezone=tz)
+    fields = text.split()
+    if len(fields) == 5:
+        minute, hour, day, month, weekday = fields
+        try:  # crontab numbers weekdays from Sunday (0 or 7); APScheduler from Monday (0)
+            return CronTrigger(minute=minute, hour=hour, day=day, month=month,
+                               day_of_week=_weekday_names(weekday), timezone=tz)
         except ValueError as exc:
             raise ValueError(f"digest {text!r} is not a valid cron expression: {exc}") from exc
     try:
@@ -42,6 +47,17 @@ def digest_trigger(spec: str, timezone: str = "UTC") -> BaseTrigger:
     if seconds < 60:
         raise ValueError(f"digest {text!r} is shorter than a minute; batch for 1m or more")
     return IntervalTrigger(seconds=int(seconds), start_date=_EPOCH, timezone=tz)
+
+
+def _weekday_names(field: str) -> str:
+    """A crontab day-of-week field with its numbers as names (``1-5`` -> ``mon-fri``);
+    step values (``*/2``) stay numbers."""
+    def names(part: str) -> str:
+        base, slash, step = part.partition("/")
+        base = re.sub(r"\d+", lambda m: _DAYS[int(m.group()) % 7]
+                      if int(m.group()) <= 7 else m.group(), base)
+        return base + slash + step
+    return ",".join(names(part) for part in field.split(","))
 
 
 def next_digest(trigger: BaseTrigger, now: datetime) -> datetime:
@@ -62,6 +78,7 @@ def previous_digest(trigger: BaseTrigger, now: datetime) -> datetime | None:
         fire = trigger.get_next_fire_time(None, now - back)
         steps = 0
         while fire is not None and fire <= now and steps < 10_000:
+            fire = fire.astimezone(UTC)  # wall-clock arithmetic would lose a DST fold
             last, steps = fire, steps + 1
             fire = trigger.get_next_fire_time(fire, fire + timedelta(microseconds=1))
         if last is not None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 from pydantic import Field, SecretStr, field_validator
@@ -18,6 +20,8 @@ from ingest.notify.formats import FORMATS
 from ingest.notify.render import delivery_key
 from ingest.notify.retry import parse_retry_after
 from ingest.notify.signing import HEADER, signature
+
+_TOKENISH = re.compile(r"^(?=.*[0-9])(?=.*[A-Za-z])[A-Za-z0-9_-]{8,}$|^[^/]{16,}$")
 
 # 4xx answers that a retry can cure; any other 4xx is permanent.
 _RETRYABLE_4XX = {408, 425, 429}
@@ -48,6 +52,21 @@ class Settings(ChannelOptions):
         return [s.get_secret_value() for s in found]
 
 
+def public_url(url: str) -> str:
+    """``url`` without userinfo, query and fragment, and with token-like path segments
+    shown as ``***``: where a webhook goes, without what lets anyone post there."""
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname or "", parts.port
+    except ValueError:
+        return "(unparseable URL)"
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None:
+        netloc += f":{port}"
+    path = "/".join("***" if _TOKENISH.match(seg) else seg for seg in parts.path.split("/"))
+    return urlunsplit((parts.scheme, netloc, path, "", ""))
+
+
 class WebhookNotifier:
     def __init__(self, name: str, settings: Settings, http: aiohttp.ClientSession, timeout_s: float,
                  clock: Callable[[], float] = time.time) -> None:
@@ -74,6 +93,7 @@ class WebhookNotifier:
     async def send(self, alert: Alert) -> str:
         body, headers = self.request(alert)
         url = self._settings.url
+        shown = public_url(url)  # errors reach logs and rows: never the URL's secrets
         try:
             async with asyncio.timeout(self._timeout), self._http.post(  # the whole request
                     url, data=body, headers=headers, allow_redirects=False) as response:
@@ -81,18 +101,18 @@ class WebhookNotifier:
                 answer = (await response.content.read(_ANSWER_BYTES)).decode("utf-8", "replace")
                 retry_after = response.headers.get("Retry-After")
         except TimeoutError as exc:
-            raise DeliveryError(self.name, f"POST {url}: no complete answer "
+            raise DeliveryError(self.name, f"POST {shown}: no complete answer "
                                 f"within {self._timeout:g}s") from exc
         except (aiohttp.ClientError, OSError, ValueError) as exc:
-            raise DeliveryError(self.name, f"POST {url} failed: "
-                                f"{type(exc).__name__}: {exc}") from exc
+            raise DeliveryError(self.name, f"POST {shown} failed: {type(exc).__name__}: "
+                                + str(exc).replace(url, shown)) from exc
         if 200 <= status < 300:
             return f"HTTP {status}"
         permanent = 400 <= status < 500 and status not in _RETRYABLE_4XX
         wait = None
         if status in (429, 503):
             wait = parse_retry_after(retry_after, datetime.fromtimestamp(self._clock(), UTC))
-        raise DeliveryError(self.name, f"POST {url} answered HTTP {status}: {answer[:200]}"
+        raise DeliveryError(self.name, f"POST {shown} answered HTTP {status}: {answer[:200]}"
                             + (f" (Retry-After: {wait:g}s)" if wait is not None else ""),
                             permanent=permanent, retry_after_s=wait)
 

@@ -11,7 +11,6 @@ periodic ``deliveries`` job (retries coming due), or by a digest channel's sched
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import os
 import random
@@ -93,19 +92,25 @@ class ChannelWorker:
                 break
             try:
                 if self.trigger:
-                    results = await self._send_digest(batch)
+                    results = await self._send_digest(batch, held_after)
                     await self.store.finish_deliveries(token, results, self.clock())
                 else:
                     results = await self._send_batch(batch, token)
-            except asyncio.CancelledError:  # a stop mid-send: those rows are due again now
-                with contextlib.suppress(Exception):
-                    await asyncio.shield(self.store.release_deliveries(token, self.clock()))
+            except BaseException:  # a stop or a failed write mid-batch: unsettled rows are
+                await self._release(token)  # due again now, not when the lease runs out
                 raise
             ok = sum(r.state == "delivered" for r in results)
             delivered, failed = delivered + ok, failed + len(results) - ok
             self.log.info("delivery.batch", sent=len(results), delivered=ok,
                           failed=len(results) - ok)
         return delivered, failed
+
+    async def _release(self, token: str) -> None:
+        try:
+            await asyncio.shield(self.store.release_deliveries(token, self.clock()))
+        except Exception as exc:  # the lease still brings them back, later
+            self.log.error("delivery.release_failed", error=str(exc),
+                           hint="the rows are sent again when their claim runs out")
 
     async def run(self, stop: asyncio.Event) -> None:
         """Drain whenever woken, until ``stop``; a failing database is retried later."""
@@ -164,7 +169,8 @@ class ChannelWorker:
                       attempt=p.attempts, receipt=receipt)
         return DeliveryResult(p.id, p.attempts, "delivered", receipt, started, self.clock())
 
-    async def _send_digest(self, batch: Sequence[PendingDelivery]) -> list[DeliveryResult]:
+    async def _send_digest(self, batch: Sequence[PendingDelivery],
+                           fired_at: datetime | None) -> list[DeliveryResult]:
         started = self.clock()
         notifier = self.notifier
         try:
@@ -173,15 +179,16 @@ class ChannelWorker:
             if self.limiter is not None:
                 await self.limiter.acquire()
             receipt = await notifier.send_digest([p.alert for p in batch])
-        except Exception as exc:
-            return self._failed(batch, exc, started)
+        except Exception as exc:  # recorded on the rows, never lost
+            # Held alerts age from the digest's time, not from when they were made.
+            return self._failed(batch, exc, started, age_from=fired_at)
         self.log.info("delivery.digest_done", alerts=len(batch), receipt=receipt)
         finished = self.clock()
         return [DeliveryResult(p.id, p.attempts, "delivered", f"digest of {len(batch)}: "
                                f"{receipt}", started, finished) for p in batch]
 
-    def _failed(self, batch: Sequence[PendingDelivery], exc: Exception,
-                started: datetime) -> list[DeliveryResult]:
+    def _failed(self, batch: Sequence[PendingDelivery], exc: Exception, started: datetime,
+                age_from: datetime | None = None) -> list[DeliveryResult]:
         now = self.clock()
         if isinstance(exc, DeliveryError):
             detail, permanent, wait = str(exc), exc.permanent, exc.retry_after_s
@@ -190,16 +197,22 @@ class ChannelWorker:
             self.log.error("delivery.crashed", error=detail, exc_info=exc)
         results = []
         for p in batch:
+            born = max(p.created_at, age_from) if p.created_at and age_from else p.created_at
             state, when, why = settle_failure(
-                attempts=p.attempts, created_at=p.created_at, now=now,
+                attempts=p.attempts, created_at=born, now=now,
                 max_attempts=self.max_attempts, max_age_s=self.max_age_s, permanent=permanent,
                 retry_after_s=wait, jitter=random.random())
-            self.log.warning("delivery.failed", alert_id=p.alert.id, rule_id=p.alert.rule_id,
-                             attempt=p.attempts, error=detail, state=state,
-                             retry_at=when.isoformat() if when else None, why=why or None)
+            if len(batch) == 1 or state == "dead":  # a digest's retry is logged once, below
+                self.log.warning("delivery.failed", alert_id=p.alert.id,
+                                 rule_id=p.alert.rule_id, attempt=p.attempts, error=detail,
+                                 state=state, retry_at=when.isoformat() if when else None,
+                                 why=why or None)
             results.append(DeliveryResult(p.id, p.attempts, state,
                                           f"{detail} [{why}]" if why else detail, started, now,
                                           when))
+        if len(batch) > 1:
+            self.log.warning("delivery.digest_failed", alerts=len(batch), error=detail,
+                             dead=sum(r.state == "dead" for r in results))
         return results
 
 
@@ -239,6 +252,11 @@ class Dispatcher:
         """Run every worker until ``stop``; each finishes the batch it is sending."""
         self.running = True
         try:
-            await asyncio.gather(*(w.run(stop) for w in self.workers.values()))
+            results = await asyncio.gather(*(w.run(stop) for w in self.workers.values()),
+                                           return_exceptions=True)
         finally:
             self.running = False
+        for name, result in zip(self.workers, results, strict=True):
+            if isinstance(result, BaseException) and not isinstance(
+                    result, asyncio.CancelledError):
+                log.error("delivery.worker_died", channel=name, error=repr(result))

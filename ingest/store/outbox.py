@@ -53,21 +53,13 @@ async def claim(conn: AsyncConnection, channel: str, *, now: datetime, lease_unt
     cond = and_(d.c.channel == channel, or_(due, expired))
     if held_after is not None:
         cond = and_(cond, or_(d.c.attempts > 0, d.c.created_at < naive(held_after)))
-    rows = (await conn.execute(
-        select(d.c.id, d.c.state, d.c.attempts, d.c.updated_at).where(cond)
-        .order_by(d.c.id).limit(limit).with_for_update(skip_locked=True))).all()
-    lost = [r for r in rows if r.state == "sending"]
-    if lost:
-        await _log_attempts(conn, [{"delivery_id": r.id, "attempt": r.attempts,
-                                    "started_at": r.updated_at, "finished_at": n,
-                                    "outcome": "interrupted", "detail": INTERRUPTED}
-                                   for r in lost])
-    spent = [r.id for r in lost if r.attempts >= max_attempts]
-    if spent:
-        await conn.execute(update(d).where(d.c.id.in_(spent)).values(
-            state="dead", claimed_by=None, next_attempt_at=None, updated_at=n,
-            last_error=f"{INTERRUPTED}; no attempts left"))
-    ids = [r.id for r in rows if r.id not in set(spent)]
+    while True:  # rows found to have no attempts left are settled, then look again
+        rows = (await conn.execute(
+            select(d.c.id, d.c.state, d.c.attempts, d.c.updated_at).where(cond)
+            .order_by(d.c.id).limit(limit).with_for_update(skip_locked=True))).all()
+        ids = await _settle_lost(conn, rows, n, max_attempts)
+        if ids or not rows:
+            break
     if not ids:
         return []
     await conn.execute(update(d).where(d.c.id.in_(ids)).values(
@@ -84,6 +76,24 @@ async def claim(conn: AsyncConnection, channel: str, *, now: datetime, lease_unt
             for r in claimed]
 
 
+async def _settle_lost(conn: AsyncConnection, rows: Sequence[Any], n: datetime | None,
+                       max_attempts: int) -> list[int]:
+    """Record the lost attempt of each row whose claim ran out; those with no attempts
+    left become dead.  Return the ids still to claim."""
+    lost = [r for r in rows if r.state == "sending"]
+    if lost:
+        await _log_attempts(conn, [{"delivery_id": r.id, "attempt": r.attempts,
+                                    "started_at": r.updated_at, "finished_at": n,
+                                    "outcome": "interrupted", "detail": INTERRUPTED}
+                                   for r in lost])
+    spent = [r.id for r in lost if r.attempts >= max_attempts]
+    if spent:
+        await conn.execute(update(d).where(d.c.id.in_(spent)).values(
+            state="dead", claimed_by=None, next_attempt_at=None, updated_at=n,
+            last_error=f"{INTERRUPTED}; no attempts left"))
+    return [r.id for r in rows if r.id not in set(spent)]
+
+
 async def finish(conn: AsyncConnection, token: str, results: Sequence[DeliveryResult],
                  now: datetime) -> int:
     """Record outcomes of rows ``token`` still holds; return how many it held."""
@@ -91,21 +101,24 @@ async def finish(conn: AsyncConnection, token: str, results: Sequence[DeliveryRe
         return 0
     held = set((await conn.execute(
         select(d.c.id).where(d.c.id.in_([r.delivery_id for r in results]))
-        .where(d.c.claimed_by == token).where(d.c.state == "sending"))).scalars())
+        .where(d.c.claimed_by == token).where(d.c.state == "sending")
+        .with_for_update())).scalars())
     mine = [r for r in results if r.delivery_id in held]
     done = [r for r in mine if r.state == "delivered"]
     undone = [r for r in mine if r.state != "delivered"]
     n = naive(now)
     if done:
         await conn.execute(
-            update(d).where(d.c.id == bindparam("b_id")).values(
+            update(d).where(d.c.id == bindparam("b_id"), d.c.claimed_by == token,
+                            d.c.state == "sending").values(
                 state="delivered", receipt=bindparam("b_detail"), claimed_by=None,
                 next_attempt_at=None, delivered_at=bindparam("b_at"), updated_at=n),
             [{"b_id": r.delivery_id, "b_detail": r.detail[:500], "b_at": naive(r.finished_at)}
              for r in done])
     if undone:
         await conn.execute(
-            update(d).where(d.c.id == bindparam("b_id")).values(
+            update(d).where(d.c.id == bindparam("b_id"), d.c.claimed_by == token,
+                            d.c.state == "sending").values(
                 state=bindparam("b_state"), last_error=bindparam("b_detail"), claimed_by=None,
                 next_attempt_at=bindparam("b_retry"), updated_at=n),
             [{"b_id": r.delivery_id, "b_state": r.state, "b_detail": r.detail[:2000],
@@ -113,7 +126,7 @@ async def finish(conn: AsyncConnection, token: str, results: Sequence[DeliveryRe
     await _log_attempts(conn, [{"delivery_id": r.delivery_id, "attempt": r.attempt,
                                 "started_at": naive(r.started_at),
                                 "finished_at": naive(r.finished_at), "outcome": r.state,
-                                "detail": r.detail[:2000]} for r in results])
+                                "detail": r.detail[:2000]} for r in mine])
     return len(mine)
 
 
@@ -137,16 +150,17 @@ async def release(conn: AsyncConnection, now: datetime, token: str | None = None
 
 
 async def abandon(conn: AsyncConnection, configured: Sequence[str], now: datetime) -> int:
-    """Give up the unsent deliveries of channels no longer configured (state dead)."""
-    rows = (await conn.execute(
-        select(d.c.id, d.c.channel).where(d.c.state.in_(("pending", "failed", "sending")))
-        .where(d.c.channel.not_in(list(configured))))).all()
-    for row in rows:
-        await conn.execute(update(d).where(d.c.id == row.id).values(
-            state="dead", claimed_by=None, next_attempt_at=None, updated_at=naive(now),
-            last_error=f"channel {row.channel!r} is not configured; add it back and run "
+    """Give up the unsent deliveries of channels no longer configured (state dead); rows
+    another instance is sending under a live claim are left to it."""
+    n = naive(now)
+    live = and_(d.c.state == "sending", d.c.next_attempt_at > n)
+    result = await conn.execute(
+        update(d).where(d.c.state.in_(("pending", "failed", "sending")))
+        .where(d.c.channel.not_in(list(configured))).where(~live).values(
+            state="dead", claimed_by=None, next_attempt_at=None, updated_at=n,
+            last_error="its channel is not configured; add it back and run "
                        "`ingest alerts retry --all-dead`"))
-    return len(rows)
+    return int(result.rowcount or 0)
 
 
 async def retry(conn: AsyncConnection, now: datetime, alert_id: str | None = None) -> int:

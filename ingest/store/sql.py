@@ -128,6 +128,8 @@ class SqlStore:
                 "Keep the old database for reference and point database_url at a new one.")
         for step in range(version, t.SCHEMA_VERSION):
             for statement in t.UPGRADES[step]:
+                if self._dialect == "postgresql":  # two instances may upgrade at once
+                    statement = statement.replace("ADD COLUMN", "ADD COLUMN IF NOT EXISTS")
                 await conn.exec_driver_sql(statement)
         await conn.execute(update(t.schema_info).values(version=t.SCHEMA_VERSION))
         log.info("database.upgraded", from_version=version, to_version=t.SCHEMA_VERSION)
