@@ -35,7 +35,7 @@ class Settings(ChannelOptions):
     # One secret, or two while rotating (the new one first): each signs, so receivers
     # holding either accept the delivery.
     secret: SecretStr | list[SecretStr] | None = None
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, str] = Field(default_factory=dict, repr=False)  # may hold tokens
 
     @field_validator("secret")
     @classmethod
