@@ -8,13 +8,12 @@ after a route that matched.  A channel's ``min_severity`` then drops alerts belo
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Severity = Literal["info", "low", "medium", "high", "critical"]
-SEVERITY_ORDER: dict[str, int] = {s: i for i, s in enumerate(
-    ("info", "low", "medium", "high", "critical"))}
+from ingest.rules.spec import SEVERITIES, Severity
+
+SEVERITY_ORDER: dict[str, int] = {s: i for i, s in enumerate(SEVERITIES)}
 
 
 class Route(BaseModel):

@@ -15,7 +15,7 @@ from test_seeds import WIRE_COPIES, WORLD_WIRE
 from ingest.config import Settings
 from ingest.nlp.pipeline import Analyzer
 from ingest.notify.signing import HEADER, verify
-from ingest.service.app import App
+from ingest.service.app import App, CycleReport
 from ingest.store.sql import SqlStore
 from ingest.testing import FeedServer, Route, SmtpSink, WebhookReceiver
 
@@ -65,6 +65,15 @@ def settings_for(tmp_path: Path, feeds: list[dict[str, Any]], hook: WebhookRecei
     })
 
 
+async def one_cycle(settings: Settings, analyzer: Analyzer) -> CycleReport:
+    """Start the service, run one forced cycle, close it."""
+    app = await App.start(settings, analyzer=analyzer)
+    try:
+        return await app.run_cycle(force=True)
+    finally:
+        await app.close()
+
+
 def seed_feeds(server: FeedServer) -> list[dict[str, Any]]:
     urls = server.serve_dir(REPO / "seeds" / "feeds")
     return [{"id": Path(name).stem, "url": url} for name, url in urls.items()]
@@ -76,11 +85,7 @@ async def test_sample_feeds_alert_once_per_story_and_rule(tmp_path: Path, analyz
                                                           smtp_sink: SmtpSink) -> None:
     """Each sample story alerts for its rules by webhook and email; the quiet ones do not."""
     settings = settings_for(tmp_path, seed_feeds(feed_server), webhook, smtp_sink)
-    app = await App.start(settings, analyzer=analyzer)
-    try:
-        report = await app.run_cycle(force=True)
-    finally:
-        await app.close()
+    report = await one_cycle(settings, analyzer)
     assert {(a.rule_id, story(a.entry_title)) for a in report.alerts} == EXPECTED
     assert len(report.alerts) == len(EXPECTED) and report.updates == 1
     assert report.new_entries == report.processed == ENTRIES
@@ -100,11 +105,7 @@ async def test_wire_copies_give_one_alert_with_two_sources(tmp_path: Path, analy
                                                            webhook: WebhookReceiver) -> None:
     """The story both feeds carry raises one alert, which lists both outlets' copies."""
     settings = settings_for(tmp_path, seed_feeds(feed_server), webhook)
-    app = await App.start(settings, analyzer=analyzer)
-    try:
-        await app.run_cycle(force=True)
-    finally:
-        await app.close()
+    await one_cycle(settings, analyzer)
     payloads = [json.loads(r.body) for r in webhook.received]
     [copy] = [p for p in payloads if story(p["entry"]["title"]) == WIRE_COPIES[0]]
     assert copy["rule"]["id"] == "airspace-violation"
@@ -130,11 +131,7 @@ async def test_repoll_and_restart_never_repeat(tmp_path: Path, analyzer: Analyze
     # Restart: a new process on the same SQLite file, and the feeds now change their ETag.
     for route in feed_server.routes.values():
         route.body = route.body.replace(b"Sample", b"Sample ")
-    app = await App.start(settings, analyzer=analyzer)
-    try:
-        third = await app.run_cycle(force=True)
-    finally:
-        await app.close()
+    third = await one_cycle(settings, analyzer)
     assert third.polled == 2 and third.not_modified == 0
     assert third.new_entries == 0 and third.processed == 0 and not third.alerts
     assert len(webhook.received) == len(EXPECTED)
@@ -201,21 +198,13 @@ async def test_unprocessed_entries_are_resumed(tmp_path: Path, analyzer: Analyze
                                                webhook: WebhookReceiver) -> None:
     """Entries stored before a crash, never processed, are processed on the next start."""
     settings = settings_for(tmp_path, seed_feeds(feed_server), webhook)
-    app = await App.start(settings, analyzer=analyzer)
-    try:
-        await app.run_cycle(force=True)
-    finally:
-        await app.close()
+    await one_cycle(settings, analyzer)
     # Simulate a crash after storing entries but before processing: clear processed_at.
     store = SqlStore(settings.database_url)
     async with store.engine.begin() as conn:
         await conn.exec_driver_sql("UPDATE entries SET processed_at = NULL")
     await store.close()
-    app = await App.start(settings, analyzer=analyzer)
-    try:
-        report = await app.run_cycle(force=True)
-    finally:
-        await app.close()
+    report = await one_cycle(settings, analyzer)
     assert report.processed == ENTRIES
     assert not report.alerts  # the alerts exist already: nothing is re-sent
     assert len(webhook.received) == len(EXPECTED)

@@ -5,15 +5,14 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated, Literal, Protocol, runtime_checkable
+from typing import Annotated, Protocol, runtime_checkable
 
 import aiohttp
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from ingest.durations import Duration
 from ingest.model import Alert
-
-Severity = Literal["info", "low", "medium", "high", "critical"]
+from ingest.rules.spec import Severity
 
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|sec|second|m|min|minute|h|hour)\s*$")
 _PER = {"s": 1.0, "sec": 1.0, "second": 1.0, "m": 60.0, "min": 60.0, "minute": 60.0,

@@ -33,10 +33,11 @@ import jinja2
 from ingest.errors import Problem
 from ingest.model import Alert
 from ingest.notify.render import alert_payload, delivery_key, subject
+from ingest.rules.spec import SEVERITIES
 
 SHIPPED = Path(__file__).with_name("templates")
 TEMPLATE_NAMES = ("alert.txt.j2", "alert.html.j2", "digest.txt.j2", "digest.html.j2")
-SEVERITIES = ("critical", "high", "medium", "low", "info")
+_MOST_SEVERE_FIRST = tuple(reversed(SEVERITIES))
 MAX_SUBJECT = 250
 
 
@@ -127,7 +128,8 @@ def render(env: jinja2.Environment, name: str, context: Mapping[str, Any]) -> st
 
 
 def _rank(severity: str) -> int:
-    return SEVERITIES.index(severity) if severity in SEVERITIES else len(SEVERITIES)
+    order = _MOST_SEVERE_FIRST
+    return order.index(severity) if severity in order else len(order)
 
 
 def digest_groups(alerts: Sequence[Alert]) -> list[tuple[str, list[Alert]]]:

@@ -57,8 +57,6 @@ class ChannelWorker:
         self.max_age_s = options.max_age if options.max_age is not None else defaults.max_age
         self.concurrency = options.concurrency
         self.limiter = AsyncLimiter(*options.rate_limit) if options.rate_limit else None
-        self.rate_per_s = (options.rate_limit[0] / options.rate_limit[1]
-                           if options.rate_limit else None)
         spec = getattr(options, "digest", None)
         self.trigger: BaseTrigger | None = (
             digest_trigger(spec, getattr(options, "digest_timezone", "UTC")) if spec else None)
@@ -74,7 +72,8 @@ class ChannelWorker:
         """How long a claim of ``count`` rows is held: every wave of sends may take the
         whole timeout (twice for SMTP), plus the rate limit's spacing, plus a margin."""
         waves = 1 if self.trigger else math.ceil(count / self.concurrency)
-        spacing = count / self.rate_per_s if self.rate_per_s else 0.0
+        limiter = self.limiter
+        spacing = count * limiter.time_period / limiter.max_rate if limiter else 0.0
         return timedelta(seconds=(waves + 1) * 2 * self.timeout_s + spacing + 30)
 
     async def drain(self, stop: asyncio.Event | None = None) -> tuple[int, int]:
@@ -139,17 +138,14 @@ class ChannelWorker:
         unsaved: list[DeliveryResult] = []
         recorded_at = loop.time()
         try:
-            for next_done in asyncio.as_completed(tasks):
+            for left, next_done in enumerate(asyncio.as_completed(tasks), 1 - len(tasks)):
                 unsaved.append(await next_done)
-                if (len(unsaved) >= RECORD_AT_MOST
+                if (not left or len(unsaved) >= RECORD_AT_MOST  # ``left``: 0 at the last one
                         or loop.time() - recorded_at >= RECORD_EVERY_S):
                     await self.store.finish_deliveries(token, unsaved, self.clock())
                     results += unsaved
                     unsaved = []
                     recorded_at = loop.time()
-            if unsaved:
-                await self.store.finish_deliveries(token, unsaved, self.clock())
-                results += unsaved
         finally:
             for task in tasks:
                 task.cancel()
