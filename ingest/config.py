@@ -41,7 +41,11 @@ class FeedSettings(_Strict):
     url: str
     title: str = ""
     tags: list[str] = []
-    interval: Duration | None = None
+    interval: Duration | None = None  # first interval; then learned from the feed's history
+    min_interval: Duration | None = None  # default: polling.min_interval
+    max_interval: Duration | None = None  # default: polling.max_interval
+    fulltext: bool = False  # fetch each item's page and extract the article's main text
+    headers: dict[str, str] = {}  # extra request headers, e.g. {Authorization: "Bearer …"}
     enabled: bool = True
 
     @field_validator("id")
@@ -52,17 +56,46 @@ class FeedSettings(_Strict):
         return v
 
     def to_feed(self) -> Feed:
-        return Feed(self.id, self.url, self.title, tuple(self.tags), self.interval, self.enabled)
+        return Feed(self.id, self.url, self.title, tuple(self.tags), self.interval,
+                    self.enabled, self.min_interval, self.max_interval, self.fulltext,
+                    tuple(sorted(self.headers.items())))
 
 
 class PollingSettings(_Strict):
-    interval: Duration = 900.0  # default time between polls of one feed
+    """How feeds are polled (see README, "Polling and the schedule")."""
+
+    interval: Duration = 900.0  # a new feed's first interval, before its history is known
+    min_interval: Duration = 120.0  # never poll one feed more often than this
+    max_interval: Duration = 6 * 3600.0  # nor less often (errors back off up to this)
     tick: Duration = 30.0  # how often the scheduler looks for due feeds
-    concurrency: int = Field(16, ge=1, le=1000)
+    concurrency: int = Field(64, ge=1, le=2000)  # requests in flight, over all hosts
+    per_host: int = Field(2, ge=1, le=100)  # requests in flight to one host
+    host_spacing: Duration = 1.0  # minimum time between two requests to one host
+    http2: bool = True  # use HTTP/2 where the server offers it
     connect_timeout: Duration = 10.0
-    timeout: Duration = 30.0
-    max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    read_timeout: Duration = 20.0  # longest silence while reading
+    timeout: Duration = 30.0  # whole request, however the server trickles
+    max_redirects: int = Field(5, ge=0, le=20)
+    max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)  # as received (compressed)
+    max_decoded_bytes: int = Field(32 * 1024 * 1024, ge=1024)  # after decompression
+    not_found_disable_after: Duration = 7 * 86400.0  # a feed answering 404 this long is disabled
     user_agent: str = USER_AGENT
+
+
+class HealthSettings(_Strict):
+    """Operator notices about feeds (see README, "Feed health")."""
+
+    channel: str | None = None  # the channel notices go to; None: logged and shown only
+    failing_after: Duration = 86400.0  # a feed failing this long raises a notice
+    silent_factor: float = Field(4.0, ge=1.0)  # silent past this many expected intervals
+    silent_min: Duration = 86400.0  # ... and at least this long
+
+
+class FulltextSettings(_Strict):
+    """``fulltext: true`` feeds: how linked articles are fetched and extracted."""
+
+    max_per_poll: int = Field(50, ge=1)  # article pages fetched per poll of one feed
+    max_chars: int = Field(50_000, ge=1000)  # extracted text kept per article
 
 
 class NlpSettings(_Strict):
@@ -70,6 +103,9 @@ class NlpSettings(_Strict):
     # Longer documents are cut before NLP (spaCy refuses more than 1,000,000 characters).
     max_chars: int = Field(20_000, ge=100, le=1_000_000)
     batch_size: int = Field(32, ge=1)
+    # Worker processes for parsing and NLP: None = one per core; 0 = a thread in the
+    # service's own process (small machines, tests).
+    workers: int | None = Field(None, ge=0, le=64)
 
 
 class DeliverySettings(_Strict):
@@ -106,6 +142,8 @@ class Settings(_Strict):
     nlp: NlpSettings = NlpSettings()
     delivery: DeliverySettings = DeliverySettings()
     stories: StorySettings = StorySettings()
+    health: HealthSettings = HealthSettings()
+    fulltext: FulltextSettings = FulltextSettings()
     retention: Duration = 30 * 86400.0  # entries' text and analysis kept this long (backtests)
     rules_watch: bool = True  # reload rule and gazetteer files when they change
     channels: dict[str, Annotated[ChannelSettings, Field(discriminator="type")]] = {}

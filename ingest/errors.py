@@ -75,11 +75,17 @@ class RuleError(IngestError):
 
 
 class FetchError(IngestError):
-    """A feed could not be fetched.  ``status`` is the HTTP status when there was one."""
+    """A feed could not be fetched.
 
-    def __init__(self, url: str, message: str, status: int | None = None) -> None:
+    ``status`` is the HTTP status when there was one; ``retry_after`` the raw
+    ``Retry-After`` header of a 429 or 503 (read by fetch/schedule.py).
+    """
+
+    def __init__(self, url: str, message: str, status: int | None = None,
+                 retry_after: str | None = None) -> None:
         self.url = url
         self.status = status
+        self.retry_after = retry_after
         super().__init__(f"{url}: {message}")
 
 

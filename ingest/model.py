@@ -21,34 +21,55 @@ class Feed:
     url: str
     title: str = ""
     tags: tuple[str, ...] = ()
-    interval_s: float | None = None  # None: the configured default
+    interval_s: float | None = None  # first interval, before its history is known
     enabled: bool = True
+    min_interval_s: float | None = None  # None: polling.min_interval
+    max_interval_s: float | None = None  # None: polling.max_interval
+    fulltext: bool = False  # fetch each item's linked page and extract its main text
+    headers: tuple[tuple[str, str], ...] = ()  # extra request headers (e.g. a token)
 
 
 @dataclass(frozen=True)
 class FeedState:
-    """What the store remembers about a feed between polls."""
+    """What the store remembers about a feed between polls (its history, for the schedule).
+
+    ``url`` is where it is polled now: the configured URL, or where a permanent
+    redirect (301/308) moved it.
+    """
 
     feed_id: str
     url: str
     etag: str | None = None
     last_modified: str | None = None
     next_poll_at: datetime | None = None
-    error_count: int = 0
+    error_count: int = 0  # consecutive failed polls
     last_error: str | None = None
+    failing_since: datetime | None = None  # first failure of the current run of errors
+    not_found_since: datetime | None = None  # first 404 of the current run of 404s
+    last_success_at: datetime | None = None
+    last_new_entry_at: datetime | None = None  # when a poll last brought a new entry
+    update_interval_s: float | None = None  # learned mean time between new entries
+    health: str = "ok"  # ok | failing | silent (a notice was sent; see service/health.py)
 
 
 @dataclass(frozen=True)
 class FetchResult:
     """The outcome of one HTTP (or file) fetch of a feed."""
 
-    url: str
+    url: str  # where the document was finally read (after every redirect)
     status: int  # 200, or 304 when not modified
     body: bytes = b""
     etag: str | None = None
     last_modified: str | None = None
     content_type: str | None = None
     elapsed_s: float = 0.0
+    # Where 301/308 redirects alone lead, when that differs from the URL asked for:
+    # the feed's new address (302/307 are temporary and do not count).
+    moved_to: str | None = None
+    cache_control: str | None = None  # raw response headers, read by fetch/schedule.py
+    expires: str | None = None
+    date: str | None = None
+    wire_bytes: int = 0  # bytes received before decompression
 
     @property
     def not_modified(self) -> bool:

@@ -169,8 +169,9 @@ class App:
         self.runner.close()
         await self.store.close()
 
-    async def run_cycle(self, *, force: bool = False) -> CycleReport:
-        """Poll due feeds (every enabled feed when ``force``), process, deliver."""
+    async def poll(self, *, force: bool = False) -> CycleReport:
+        """Poll due feeds (every enabled feed when ``force``) and store their new entries:
+        fetch, parse, dedup, store; no NLP, rules or delivery."""
         report = CycleReport()
         due = await self.store.due_feeds(FAR_FUTURE if force else self.clock(), limit=100_000)
         gate = asyncio.Semaphore(self.settings.polling.concurrency)
@@ -195,6 +196,11 @@ class App:
                 report.not_modified += 1
             elif outcome.status == "error" and outcome.error:
                 report.errors[outcome.feed_id] = outcome.error
+        return report
+
+    async def run_cycle(self, *, force: bool = False) -> CycleReport:
+        """Poll due feeds (every enabled feed when ``force``), process, deliver."""
+        report = await self.poll(force=force)
         try:
             while batch := await self.store.unprocessed_entries(limit=500):
                 # One rule set and gazetteer for the whole batch, whatever reloads do.
