@@ -14,6 +14,7 @@ import typer
 from ingest.cli_alerts import alerts_app
 from ingest.cli_channels import channels_app
 from ingest.cli_common import ConfigOpt, handles_errors, settings_from
+from ingest.cli_feeds import feeds_app
 from ingest.cli_ops import matches_command, silence_app
 from ingest.cli_rules import register_rule_commands
 from ingest.config import Settings
@@ -26,6 +27,7 @@ app.add_typer(rules_app, name="rules")
 app.add_typer(silence_app, name="silence")
 app.add_typer(channels_app, name="channels")
 app.add_typer(alerts_app, name="alerts")
+app.add_typer(feeds_app, name="feeds")
 app.command("matches")(matches_command)
 register_rule_commands(rules_app)
 

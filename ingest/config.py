@@ -243,6 +243,11 @@ def _finish(settings: Settings, base: Path) -> Settings:
         for i, r in enumerate(settings.routes) for name in r.channels
         if name not in settings.channels
     ]
+    if settings.health.channel is not None and settings.health.channel not in settings.channels:
+        problems.append(Problem(settings.source, None,
+                                f"health.channel: {settings.health.channel!r} is not a "
+                                f"configured channel; configured: "
+                                f"{', '.join(settings.channels) or 'none'}"))
     if problems:
         raise ConfigError(problems)
     return settings.model_copy(update=updates)

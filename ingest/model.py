@@ -49,7 +49,10 @@ class FeedState:
     last_success_at: datetime | None = None
     last_new_entry_at: datetime | None = None  # when a poll last brought a new entry
     update_interval_s: float | None = None  # learned mean time between new entries
-    health: str = "ok"  # ok | failing | silent (a notice was sent; see service/health.py)
+    health: str = "ok"  # ok | failing | silent | disabled (see service/health.py)
+    health_since: datetime | None = None
+    fetch_time_avg_s: float | None = None  # moving average of the fetch time
+    disabled_reason: str | None = None  # 410 Gone, or 404 for too long: not polled
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ from ingest.service.scheduler import Daemon
 
 
 class SlowService:
-    """Stands in for App: one cycle takes a second and records that it finished."""
+    """Stands in for App: one poll takes a second and records that it finished; the
+    processing the daemon runs after polls counts its rounds."""
 
     def __init__(self) -> None:
         self.settings = SimpleNamespace(polling=SimpleNamespace(tick=60.0),
@@ -23,11 +24,20 @@ class SlowService:
         self.dispatcher = Dispatcher(Settings(), {}, None, utc_now)  # type: ignore[arg-type]
         self.started = asyncio.Event()
         self.finished = 0
+        self.processed = 0
 
-    async def run_cycle(self) -> None:
+    async def poll(self) -> SimpleNamespace:
         self.started.set()
         await asyncio.sleep(1.0)
         self.finished += 1
+        return SimpleNamespace(new_entries=1)
+
+    async def process_pending(self) -> SimpleNamespace:
+        self.processed += 1
+        return SimpleNamespace()
+
+    async def finish(self, report: SimpleNamespace) -> SimpleNamespace:
+        return report
 
 
 async def test_sigterm_lets_the_cycle_in_flight_finish() -> None:
@@ -39,6 +49,7 @@ async def test_sigterm_lets_the_cycle_in_flight_finish() -> None:
     os.kill(os.getpid(), signal.SIGTERM)
     await asyncio.wait_for(running, 20)
     assert service.finished == 1
+    assert service.processed >= 1  # processing ran (at start; the stop may preempt the next)
 
 
 async def test_grace_period_cancels_a_stuck_cycle() -> None:

@@ -1,8 +1,10 @@
-"""Tests of the Fetcher against the loopback FeedServer, and of the pure poll schedule."""
+"""Tests of the Fetcher against the loopback FeedServer and local files.
+
+Hostile servers (caps, timeouts, redirects, politeness) are in test_fetch_hostile.py.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,6 @@ import pytest
 from ingest.config import PollingSettings
 from ingest.errors import FetchError
 from ingest.fetch.client import Fetcher, make_http_client
-from ingest.fetch.schedule import next_poll
 from ingest.testing import FeedServer, Route
 
 FEED = b"""<?xml version="1.0"?>
@@ -21,7 +22,12 @@ FEED = b"""<?xml version="1.0"?>
 """
 
 MAX_BODY = 1024 * 1024
-NOW = datetime(2024, 9, 2, 12, 0, tzinfo=UTC)
+
+
+def _polling(**changes: object) -> PollingSettings:
+    """Polling settings for these tests: no spacing between requests, a 1 MiB cap."""
+    values: dict[str, object] = {"host_spacing": 0, "max_body_bytes": MAX_BODY, "timeout": 10.0}
+    return PollingSettings.model_validate(values | changes)
 
 
 def _header(headers: dict[str, str], name: str) -> str | None:
@@ -36,7 +42,7 @@ async def test_fetch_200_returns_body_and_etag(feed_server: FeedServer) -> None:
     """A 200 answer gives the body, an ETag and the content type."""
     feed_server.routes["/feed.xml"] = Route(FEED)
     async with make_http_client(PollingSettings()) as client:
-        result = await Fetcher(client, MAX_BODY, 10.0).fetch(feed_server.url("/feed.xml"))
+        result = await Fetcher(client, _polling()).fetch(feed_server.url("/feed.xml"))
     assert result.status == 200
     assert not result.not_modified
     assert result.body == FEED
@@ -51,7 +57,7 @@ async def test_fetch_with_etag_gets_304(feed_server: FeedServer) -> None:
     feed_server.routes["/feed.xml"] = Route(FEED)
     url = feed_server.url("/feed.xml")
     async with make_http_client(PollingSettings()) as client:
-        fetcher = Fetcher(client, MAX_BODY, 10.0)
+        fetcher = Fetcher(client, _polling())
         first = await fetcher.fetch(url)
         second = await fetcher.fetch(url, etag=first.etag)
     assert first.status == 200
@@ -69,7 +75,7 @@ async def test_fetch_http_500_raises(feed_server: FeedServer) -> None:
     url = feed_server.url("/broken")
     async with make_http_client(PollingSettings()) as client:
         with pytest.raises(FetchError, match="500") as info:
-            await Fetcher(client, MAX_BODY, 10.0).fetch(url)
+            await Fetcher(client, _polling()).fetch(url)
     assert info.value.status == 500
     assert info.value.url == url
 
@@ -78,17 +84,17 @@ async def test_fetch_http_404_raises(feed_server: FeedServer) -> None:
     """A path the server does not know raises FetchError carrying status 404."""
     async with make_http_client(PollingSettings()) as client:
         with pytest.raises(FetchError, match="404") as info:
-            await Fetcher(client, MAX_BODY, 10.0).fetch(feed_server.url("/missing.xml"))
+            await Fetcher(client, _polling()).fetch(feed_server.url("/missing.xml"))
     assert info.value.status == 404
 
 
 async def test_fetch_slow_server_times_out(feed_server: FeedServer) -> None:
     """A server that stalls past the total timeout raises FetchError saying it timed out."""
     feed_server.routes["/slow"] = Route(FEED, delay_s=3)
-    settings = PollingSettings(timeout=0.5, connect_timeout=0.5)
+    settings = _polling(timeout=0.5, connect_timeout=0.5)
     async with make_http_client(settings) as client:
         with pytest.raises(FetchError, match="timed out") as info:
-            await Fetcher(client, MAX_BODY, total_timeout_s=0.5).fetch(feed_server.url("/slow"))
+            await Fetcher(client, settings).fetch(feed_server.url("/slow"))
     assert info.value.status is None
 
 
@@ -97,14 +103,15 @@ async def test_fetch_body_over_limit_raises(feed_server: FeedServer) -> None:
     feed_server.routes["/big"] = Route(b"x" * 5000)
     async with make_http_client(PollingSettings()) as client:
         with pytest.raises(FetchError, match="1024-byte limit"):
-            await Fetcher(client, 1024, 10.0).fetch(feed_server.url("/big"))
+            await Fetcher(client, _polling(max_body_bytes=1024)).fetch(feed_server.url("/big"))
 
 
 async def test_fetch_body_at_limit_is_accepted(feed_server: FeedServer) -> None:
     """A body exactly max_body_bytes long is accepted whole."""
     feed_server.routes["/exact"] = Route(b"y" * 1024)
     async with make_http_client(PollingSettings()) as client:
-        result = await Fetcher(client, 1024, 10.0).fetch(feed_server.url("/exact"))
+        fetcher = Fetcher(client, _polling(max_body_bytes=1024))
+        result = await fetcher.fetch(feed_server.url("/exact"))
     assert result.body == b"y" * 1024
 
 
@@ -112,7 +119,7 @@ async def test_fetch_sends_ingest_user_agent(feed_server: FeedServer) -> None:
     """The User-Agent header the server receives names ingest."""
     feed_server.routes["/feed.xml"] = Route(FEED)
     async with make_http_client(PollingSettings()) as client:
-        await Fetcher(client, MAX_BODY, 10.0).fetch(feed_server.url("/feed.xml"))
+        await Fetcher(client, _polling()).fetch(feed_server.url("/feed.xml"))
     assert feed_server.hits("/feed.xml") == 1
     agent = _header(feed_server.requests[0][1], "User-Agent")
     assert agent is not None
@@ -129,7 +136,7 @@ async def test_fetch_file_url_reads_local_file(tmp_path: Path) -> None:
     url = path.as_uri()
     assert "%20" in url
     async with make_http_client(PollingSettings()) as client:
-        result = await Fetcher(client, MAX_BODY, 10.0).fetch(url)
+        result = await Fetcher(client, _polling()).fetch(url)
     assert result.status == 200
     assert result.body == FEED
     assert result.url == url
@@ -140,7 +147,7 @@ async def test_fetch_plain_path_reads_local_file(tmp_path: Path) -> None:
     path = tmp_path / "feed.xml"
     path.write_bytes(FEED)
     async with make_http_client(PollingSettings()) as client:
-        result = await Fetcher(client, MAX_BODY, 10.0).fetch(str(path))
+        result = await Fetcher(client, _polling()).fetch(str(path))
     assert result.status == 200
     assert result.body == FEED
 
@@ -149,7 +156,7 @@ async def test_fetch_missing_file_raises(tmp_path: Path) -> None:
     """A path to a file that does not exist raises FetchError."""
     async with make_http_client(PollingSettings()) as client:
         with pytest.raises(FetchError, match="cannot read"):
-            await Fetcher(client, MAX_BODY, 10.0).fetch(str(tmp_path / "absent.xml"))
+            await Fetcher(client, _polling()).fetch(str(tmp_path / "absent.xml"))
 
 
 async def test_fetch_file_over_limit_raises(tmp_path: Path) -> None:
@@ -158,44 +165,11 @@ async def test_fetch_file_over_limit_raises(tmp_path: Path) -> None:
     path.write_bytes(b"z" * 2048)
     async with make_http_client(PollingSettings()) as client:
         with pytest.raises(FetchError, match="1024-byte limit"):
-            await Fetcher(client, 1024, 10.0).fetch(str(path))
+            await Fetcher(client, _polling(max_body_bytes=1024)).fetch(str(path))
 
 
 async def test_fetch_unsupported_scheme_raises() -> None:
     """An ftp:// URL raises FetchError about the unsupported scheme."""
     async with make_http_client(PollingSettings()) as client:
         with pytest.raises(FetchError, match="unsupported URL scheme"):
-            await Fetcher(client, MAX_BODY, 10.0).fetch("ftp://example.org/feed.xml")
-
-
-# --- next_poll ----------------------------------------------------------------------------
-
-
-def test_next_poll_without_errors_is_one_interval() -> None:
-    """With no errors and no jitter the next poll is exactly one interval away."""
-    assert next_poll(NOW, 900, 0) == NOW + timedelta(seconds=900)
-
-
-def test_next_poll_errors_double_the_delay() -> None:
-    """Each consecutive error doubles the delay."""
-    assert next_poll(NOW, 60, 1) == NOW + timedelta(seconds=120)
-    assert next_poll(NOW, 60, 2) == NOW + timedelta(seconds=240)
-    assert next_poll(NOW, 60, 3) == NOW + timedelta(seconds=480)
-
-
-def test_next_poll_capped_at_max_backoff() -> None:
-    """The backed-off delay never exceeds max_backoff_s, even for many errors."""
-    assert next_poll(NOW, 900, 10, max_backoff_s=3600) == NOW + timedelta(seconds=3600)
-    assert next_poll(NOW, 900, 1000, max_backoff_s=3600) == NOW + timedelta(seconds=3600)
-    assert next_poll(NOW, 900, 1000) == NOW + timedelta(hours=24)
-
-
-def test_next_poll_jitter_adds_at_most_ten_percent() -> None:
-    """Jitter in [0, 1) lengthens the delay by at most 10 %."""
-    base = next_poll(NOW, 1000, 0)
-    assert base == NOW + timedelta(seconds=1000)
-    half = next_poll(NOW, 1000, 0, jitter=0.5)
-    assert half == NOW + timedelta(seconds=1050)
-    for jitter in (0.0, 0.25, 0.5, 0.999999):
-        delay = next_poll(NOW, 1000, 2, jitter=jitter) - NOW
-        assert timedelta(seconds=4000) <= delay <= timedelta(seconds=4400)
+            await Fetcher(client, _polling()).fetch("ftp://example.org/feed.xml")

@@ -232,14 +232,15 @@ async def test_reloads_during_processing_neither_drop_nor_repeat(
     with structlog.testing.capture_logs() as logs:
         async with running(daemon):
             swapper = asyncio.create_task(swap_rules())
-            await until(lambda: [e for e in events(logs, "cycle.done") if e["new_entries"]],
-                        "a cycle with the new entries", timeout=60)
+            await until(lambda: [e for e in events(logs, "cycle.done") if e["processed"]],
+                        "processing of the new entries", timeout=60)
             swapper.cancel()
             await asyncio.gather(swapper, return_exceptions=True)
             swapped = await app.store.alerts(limit=10_000)
             assert not await app.store.unprocessed_entries(limit=1)
     names = [e["event"] for e in logs]
-    assert names[:names.index("cycle.done")].count("rules.reloaded") >= 2  # during the cycle
+    done = next(i for i, e in enumerate(logs) if e["event"] == "cycle.done" and e["processed"])
+    assert names[:done].count("rules.reloaded") >= 2  # during the cycle
     never.unlink(missing_ok=True)
     (tmp_path / "ref").mkdir()
     ref = await start_app(tmp_path / "ref", analyzer, feeds=feeds, rules_dir=str(rules))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 from sqlalchemy import text
 
 from ingest.errors import StorageError
-from ingest.model import Alert, Entry, Feed, FetchResult
+from ingest.model import Alert, Entry, Feed
 from ingest.parse.dedup import alert_id
 from ingest.rules.policy import MatchEvent, Silence
 from ingest.rules.spec import RuleSpec
@@ -23,6 +24,7 @@ from ingest.store.base import (
     EntryOutcome,
     FeedRow,
     PendingDelivery,
+    PollRecord,
     ProposedMatch,
     StoredEntry,
 )
@@ -106,9 +108,17 @@ def outcome(stored: StoredEntry, rule: RuleSpec | None = None, *, story_id: int 
     return EntryOutcome(stored.id, entry, story, fp, entry.link, "en", b"analysis", matches)
 
 
-def ok_fetch(etag: str | None = '"abc123"') -> FetchResult:
-    return FetchResult(url=FEEDS[0].url, status=200, body=b"<rss/>", etag=etag,
-                       last_modified="Wed, 01 May 2024 11:00:00 GMT")
+async def record_poll(store: SqlStore, feed_id: str, at: datetime, next_poll_at: datetime, *,
+                      error: str | None = None, etag: str | None = '"abc123"') -> None:
+    """Write one poll's outcome on a feed's row as the service does (a PollRecord)."""
+    state = (await _feed_row(store, feed_id)).state
+    if error is None:
+        state = replace(state, etag=etag, last_modified="Wed, 01 May 2024 11:00:00 GMT",
+                        next_poll_at=next_poll_at, error_count=0, failing_since=None)
+    else:
+        state = replace(state, next_poll_at=next_poll_at, error_count=state.error_count + 1,
+                        last_error=error, failing_since=state.failing_since or at)
+    await store.record_polls([PollRecord(state, at, ok=error is None)])
 
 
 async def _drop_all(store: SqlStore) -> None:
@@ -203,6 +213,12 @@ async def test_old_schema_postgresql_is_refused() -> None:
             await store.close()
 
 
+SCHEMA_4_FEED_COLUMNS = (
+    "config_url", "min_interval_s", "max_interval_s", "fulltext", "headers", "warning",
+    "failing_since", "not_found_since", "disabled_reason", "last_new_entry_at",
+    "update_interval_s", "fetch_count", "fetch_time_avg_s", "health", "health_since")
+
+
 async def test_schema_2_database_is_upgraded_in_place(store: SqlStore) -> None:
     """A database of the previous release (schema 2: no claimed_by, no attempt history)
     keeps its alerts and deliveries, gains what the outbox needs, and works."""
@@ -210,11 +226,15 @@ async def test_schema_2_database_is_upgraded_in_place(store: SqlStore) -> None:
     async with store.engine.begin() as conn:
         await conn.execute(text("DROP TABLE delivery_attempts"))
         await conn.execute(text("ALTER TABLE deliveries DROP COLUMN claimed_by"))
+        for column in SCHEMA_4_FEED_COLUMNS:
+            await conn.execute(text(f"ALTER TABLE feeds DROP COLUMN {column}"))
+        await conn.execute(text("ALTER TABLE entries DROP COLUMN truncated_from"))
+        await conn.execute(text("DROP TABLE feed_notices"))
         await conn.execute(text("UPDATE schema_info SET version = 2"))
     await store.init()
     async with store.engine.connect() as conn:
         versions = [r[0] for r in await conn.execute(text("SELECT version FROM schema_info"))]
-    assert versions == [SCHEMA_VERSION] == [3]
+    assert versions == [SCHEMA_VERSION] == [4]
     [p] = await _claim(store, "a")
     assert p.alert == alert
     await store.finish_deliveries("t1", [_result(p, "delivered", "HTTP 200")], NOW)
@@ -263,7 +283,7 @@ async def test_sync_feeds_disables_removed_feed(store: SqlStore) -> None:
 async def test_sync_feeds_changed_url_resets_validators(store: SqlStore) -> None:
     """A feed whose URL changed forgets its ETag and Last-Modified and is due again."""
     await store.sync_feeds(FEEDS, NOW)
-    await store.record_fetch("reuters-world", ok_fetch(), NOW, NOW + timedelta(hours=1))
+    await record_poll(store, "reuters-world", NOW, NOW + timedelta(hours=1))
     assert (await _feed_row(store, "reuters-world")).state.etag == '"abc123"'
     moved = Feed("reuters-world", "https://feeds.example.com/reuters/world-v2.rss",
                  "Reuters World", ("world",), 300.0)
@@ -279,7 +299,7 @@ async def test_sync_feeds_changed_url_resets_validators(store: SqlStore) -> None
 async def test_sync_feeds_same_url_keeps_etag(store: SqlStore) -> None:
     """Re-syncing an unchanged feed keeps its ETag."""
     await store.sync_feeds(FEEDS, NOW)
-    await store.record_fetch("reuters-world", ok_fetch(), NOW, NOW + timedelta(hours=1))
+    await record_poll(store, "reuters-world", NOW, NOW + timedelta(hours=1))
     await store.sync_feeds(FEEDS, NOW)
     assert (await _feed_row(store, "reuters-world")).state.etag == '"abc123"'
 
@@ -288,7 +308,7 @@ async def test_due_feeds_respects_next_poll_at(store: SqlStore) -> None:
     """A feed polled with next_poll_at in the future is not due now, but due by then."""
     await store.sync_feeds(FEEDS, NOW)
     next_poll = NOW + timedelta(minutes=5)
-    await store.record_fetch("reuters-world", ok_fetch(), NOW, next_poll)
+    await record_poll(store, "reuters-world", NOW, next_poll)
     due_now = {f.id for f, _ in await store.due_feeds(NOW, limit=10)}
     assert due_now == {"bbc-europe"}
     just_before = {f.id for f, _ in await store.due_feeds(next_poll - timedelta(seconds=1), 10)}
@@ -299,23 +319,28 @@ async def test_due_feeds_respects_next_poll_at(store: SqlStore) -> None:
     assert later["reuters-world"].etag == '"abc123"'
 
 
-async def test_record_fetch_error_counts_and_fetch_resets(store: SqlStore) -> None:
-    """Fetch errors increment error_count and keep last_error; a success resets the count."""
+async def test_poll_errors_count_and_a_success_resets(store: SqlStore) -> None:
+    """Failed polls count and keep last_error with its time; a success resets the count
+    and the failing run, and the last error stays visible with its time."""
     await store.sync_feeds(FEEDS, NOW)
-    await store.record_fetch_error("reuters-world", "HTTP 503", NOW, NOW + timedelta(minutes=1))
-    await store.record_fetch_error("reuters-world", "timed out after 20 s",
-                                   NOW + timedelta(minutes=1), NOW + timedelta(minutes=3))
+    await record_poll(store, "reuters-world", NOW, NOW + timedelta(minutes=1), error="HTTP 503")
+    await record_poll(store, "reuters-world", NOW + timedelta(minutes=1),
+                      NOW + timedelta(minutes=3), error="timed out after 20 s")
     row = await _feed_row(store, "reuters-world")
     assert row.state.error_count == 2
     assert row.state.last_error == "timed out after 20 s"
+    assert row.state.failing_since == NOW
+    assert row.last_error_at == NOW + timedelta(minutes=1)
     assert row.last_polled_at == NOW + timedelta(minutes=1)
     assert row.last_success_at is None
     assert (await _feed_row(store, "bbc-europe")).state.error_count == 0
-    await store.record_fetch("reuters-world", ok_fetch(), NOW + timedelta(minutes=3),
-                             NOW + timedelta(minutes=8))
+    await record_poll(store, "reuters-world", NOW + timedelta(minutes=3),
+                      NOW + timedelta(minutes=8))
     row = await _feed_row(store, "reuters-world")
     assert row.state.error_count == 0
-    assert row.state.last_error is None
+    assert row.state.failing_since is None
+    assert row.state.last_error == "timed out after 20 s"
+    assert row.last_error_at == NOW + timedelta(minutes=1)
     assert row.last_success_at == NOW + timedelta(minutes=3)
 
 

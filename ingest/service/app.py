@@ -19,23 +19,25 @@ import structlog
 from ingest.config import Settings
 from ingest.errors import RuleError, StorageError
 from ingest.fetch.client import Fetcher, make_http_client
-from ingest.model import Alert
+from ingest.model import Alert, Feed, FeedState
 from ingest.nlp.gazetteer import Gazetteer, load_gazetteer
-from ingest.nlp.pipeline import Analyzer, features_needed, load_model
-from ingest.nlp.runner import NlpRunner
+from ingest.nlp.pipeline import Analyzer, NlpFeatures, features_needed, load_model
 from ingest.notify.base import ChannelContext, Notifier, delivery_client
 from ingest.notify.registry import build_notifier
 from ingest.rules.load import RuleSet, channel_problems, load_rules
 from ingest.service.deliver import Dispatcher
+from ingest.service.health import NoticeSender, log_notice
 from ingest.service.process import process_entries
-from ingest.service.refresh import RefreshOutcome, refresh_feed
-from ingest.store.base import Store
+from ingest.service.refresh import Poller
+from ingest.service.workers import ProcessRunner, Runner, ThreadRunner, default_workers
+from ingest.store.base import PollRecord, Store
 from ingest.store.sql import open_store
 
 log = structlog.get_logger("ingest.app")
 
 FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
 PRUNE_EVERY = timedelta(hours=1)
+RECORD_BATCH = 200  # feeds' rows written per transaction during a poll
 
 
 def utc_now() -> datetime:
@@ -83,18 +85,39 @@ async def _settle_outbox(store: Store, settings: Settings, now: datetime) -> Non
                          "--state dead`")
 
 
+async def _start_runner(settings: Settings, gaz: Gazetteer, features: NlpFeatures,
+                        analyzer: Analyzer | None) -> Runner:
+    """Worker processes (``nlp.workers``, default one per core) with the model loaded in
+    one of them, or, with ``nlp.workers: 0`` or a given analyzer, a thread here."""
+    workers = settings.nlp.workers
+    if analyzer is None and workers != 0:
+        pool = ProcessRunner(workers or default_workers(), settings.nlp.model, gaz, features,
+                             settings.nlp.batch_size)
+        try:
+            await pool.start()
+        except BaseException:
+            pool.close()
+            raise
+        return pool
+    if analyzer is None:
+        nlp = await asyncio.to_thread(load_model, settings.nlp.model, features)
+        return ThreadRunner(Analyzer(nlp, gaz, settings.nlp.batch_size, features))
+    return ThreadRunner(Analyzer(analyzer.nlp, gaz, settings.nlp.batch_size, features))
+
+
 class App:
     """The service's parts.  Use ``await App.start(settings)`` and ``await app.close()``."""
 
-    def __init__(self, settings: Settings, store: Store, runner: NlpRunner, rules: RuleSet,
+    def __init__(self, settings: Settings, store: Store, runner: Runner, rules: RuleSet,
                  fetch_http: httpx.AsyncClient, send_http: aiohttp.ClientSession,
                  notifiers: dict[str, Notifier], clock: Callable[[], datetime]) -> None:
         self.settings = settings
         self.store = store
         self.runner = runner
         self.rules = rules
-        self.fetcher = Fetcher(fetch_http, settings.polling.max_body_bytes,
-                               settings.polling.timeout)
+        self.fetcher = Fetcher(fetch_http, settings.polling)
+        self.poller = Poller(self.fetcher, store, runner, settings, clock)
+        self.notices = NoticeSender(store, notifiers)
         self._fetch_http, self._send_http = fetch_http, send_http
         self.notifiers = notifiers
         self.clock = clock
@@ -112,13 +135,7 @@ class App:
         if not feeds:
             log.warning("config.no_feeds", config=settings.source,
                         hint="add feeds under feeds: or feed_files: (YAML or OPML)")
-        features = features_needed(rules.rules)
-        if analyzer is None:
-            nlp = await asyncio.to_thread(load_model, settings.nlp.model, features)
-            analyzer = Analyzer(nlp, gaz, settings.nlp.batch_size, features)
-        else:
-            analyzer = Analyzer(analyzer.nlp, gaz, settings.nlp.batch_size, features)
-        runner = NlpRunner(analyzer)
+        runner = await _start_runner(settings, gaz, features_needed(rules.rules), analyzer)
         store = open_store(settings.database_url)
         fetch_http = make_http_client(settings.polling)
         send_http = delivery_client(settings.polling.user_agent)
@@ -142,8 +159,7 @@ class App:
     def apply_rules(self, gaz: Gazetteer, rules: RuleSet) -> None:
         """Put a freshly loaded gazetteer and rule set in force (from the next batch on),
         running only the NLP components the new rules need."""
-        self.runner.analyzer.configure(features_needed(rules.rules))
-        self.runner.analyzer.gaz = gaz
+        self.runner.configure(gaz, features_needed(rules.rules))
         self.rules = rules
         log.info("rules.reloaded", rules=len(rules), entities=len(gaz.entities))
 
@@ -171,42 +187,65 @@ class App:
 
     async def poll(self, *, force: bool = False) -> CycleReport:
         """Poll due feeds (every enabled feed when ``force``) and store their new entries:
-        fetch, parse, dedup, store; no NLP, rules or delivery."""
+        fetch, parse, dedup, store; no NLP, rules or delivery.
+
+        Feeds' rows are written in batches as polls finish (a 304 costs no transaction
+        of its own); a crash loses only unwritten rows, and those feeds are polled again.
+        """
         report = CycleReport()
         due = await self.store.due_feeds(FAR_FUTURE if force else self.clock(), limit=100_000)
-        gate = asyncio.Semaphore(self.settings.polling.concurrency)
+        pending: list[PollRecord] = []
 
-        async def one(feed_and_state: tuple) -> RefreshOutcome:
-            feed, state = feed_and_state
-            async with gate:
-                return await refresh_feed(feed, state, fetcher=self.fetcher, store=self.store,
-                                          default_interval_s=self.settings.polling.interval,
-                                          clock=self.clock)
+        async def flush() -> None:
+            batch = pending[:]
+            pending.clear()
+            await self.store.record_polls(batch)
 
-        outcomes = await asyncio.gather(*(one(d) for d in due), return_exceptions=True)
-        for (feed, _), outcome in zip(due, outcomes, strict=True):
-            if isinstance(outcome, BaseException):  # e.g. the database failed for this feed
-                log.error("feed.crashed", feed_id=feed.id, error=repr(outcome))
-                report.polled += 1
-                report.errors[feed.id] = f"{type(outcome).__name__}: {outcome}"
-                continue
+        async def one(feed: Feed, state: FeedState) -> None:
+            outcome = await self.poller.refresh(feed, state)
             report.polled += 1
             report.new_entries += len(outcome.new_entries)
             if outcome.status == "not-modified":
                 report.not_modified += 1
             elif outcome.status == "error" and outcome.error:
                 report.errors[outcome.feed_id] = outcome.error
+            if outcome.notice is not None:
+                log_notice(outcome.notice)
+                await self.store.add_notices([outcome.notice])
+            pending.append(outcome.record)
+            if len(pending) >= RECORD_BATCH:
+                await flush()
+
+        # The fetcher limits requests in flight (overall and per host); this bounds the
+        # documents held in memory at once.
+        gate = asyncio.Semaphore(self.settings.polling.concurrency * 2)
+
+        async def gated(feed: Feed, state: FeedState) -> None:
+            async with gate:
+                try:
+                    await one(feed, state)
+                except Exception as exc:  # e.g. the database failed for this feed
+                    log.error("feed.crashed", feed_id=feed.id, error=repr(exc))
+                    report.errors[feed.id] = f"{type(exc).__name__}: {exc}"
+
+        try:
+            await asyncio.gather(*(gated(f, s) for f, s in due))
+        finally:
+            await flush()
+        await self.notices.send_due(self.clock())
+        log.info("poll.done", polled=report.polled, not_modified=report.not_modified,
+                 errors=len(report.errors), new_entries=report.new_entries)
         return report
 
-    async def run_cycle(self, *, force: bool = False) -> CycleReport:
-        """Poll due feeds (every enabled feed when ``force``), process, deliver."""
-        report = await self.poll(force=force)
+    async def process_pending(self, report: CycleReport | None = None) -> CycleReport:
+        """Analyse, match and record every stored entry not yet processed."""
+        report = report or CycleReport()
         try:
             while batch := await self.store.unprocessed_entries(limit=500):
                 # One rule set and gazetteer for the whole batch, whatever reloads do.
                 changes = await process_entries(
                     batch, runner=self.runner, rules=self.rules, store=self.store,
-                    settings=self.settings, clock=self.clock, gaz=self.runner.analyzer.gaz)
+                    settings=self.settings, clock=self.clock, gaz=self.runner.gaz)
                 if self.dispatcher.running and any(c.notify for c in changes):
                     self.dispatcher.wake()  # new alerts go out now, not after the cycle
                 report.alerts += [c.alert for c in changes
@@ -217,12 +256,22 @@ class App:
                 report.processed += len(batch)
         except Exception:  # the entries stay unprocessed; alerts already made still go out
             log.exception("process.failed")
+        return report
+
+    async def run_cycle(self, *, force: bool = False) -> CycleReport:
+        """Poll due feeds (every enabled feed when ``force``), process, deliver."""
+        report = await self.process_pending(await self.poll(force=force))
+        return await self.finish(report)
+
+    async def finish(self, report: CycleReport) -> CycleReport:
+        """After processing: prune now and then, hand alerts to delivery, log the cycle."""
         await self._prune_now_and_then()
         if self.dispatcher.running:  # the daemon's workers send; tell them there is work
             self.dispatcher.wake()
         else:
             report.delivered, report.failed_deliveries = await self.dispatcher.drain()
         log.info("cycle.done", polled=report.polled, errors=len(report.errors),
-                 new_entries=report.new_entries, alerts=len(report.alerts),
+                 new_entries=report.new_entries, processed=report.processed,
+                 alerts=len(report.alerts),
                  delivered=report.delivered, failed=report.failed_deliveries)
         return report

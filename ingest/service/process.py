@@ -11,16 +11,16 @@ import structlog
 from ingest.config import Settings
 from ingest.errors import StorageError
 from ingest.nlp.gazetteer import Gazetteer
-from ingest.nlp.runner import NlpRunner
 from ingest.rules.load import RuleSet
 from ingest.service.outcome import event_time, outcomes, prepare, story_inputs
+from ingest.service.workers import Runner
 from ingest.store.base import AlertChange, Store, StoredEntry
 from ingest.stories.cluster import assign_stories
 
 log = structlog.get_logger("ingest.process")
 
 
-async def process_entries(entries: Sequence[StoredEntry], *, runner: NlpRunner, rules: RuleSet,
+async def process_entries(entries: Sequence[StoredEntry], *, runner: Runner, rules: RuleSet,
                           store: Store, settings: Settings, clock: Callable[[], datetime],
                           gaz: Gazetteer | None = None) -> list[AlertChange]:
     """Analyse, group into stories, match and record each entry; return what the matches did.
@@ -51,7 +51,7 @@ async def process_entries(entries: Sequence[StoredEntry], *, runner: NlpRunner, 
     return changes
 
 
-async def _process_alone(stored: StoredEntry, runner: NlpRunner, rules: RuleSet, store: Store,
+async def _process_alone(stored: StoredEntry, runner: Runner, rules: RuleSet, store: Store,
                          settings: Settings, clock: Callable[[], datetime],
                          gaz: Gazetteer | None) -> list[AlertChange]:
     try:
@@ -64,13 +64,18 @@ async def _process_alone(stored: StoredEntry, runner: NlpRunner, rules: RuleSet,
         return []
 
 
-async def _process_batch(batch: list[StoredEntry], runner: NlpRunner, rules: RuleSet,
+async def _process_batch(batch: list[StoredEntry], runner: Runner, rules: RuleSet,
                          store: Store, settings: Settings, clock: Callable[[], datetime],
                          gaz: Gazetteer | None) -> list[AlertChange]:
     now = clock()
     texts = [s.entry.document(settings.nlp.max_chars) for s in batch]
     dates = [(s.entry.published or now).date() for s in batch]
     analyses = await runner.analyze(texts, dates, gaz)
+    truncated = {s.id: n for s in batch
+                 if (n := len(s.entry.document())) > settings.nlp.max_chars}
+    if truncated:  # rules saw only the start of these: say so where the operator looks
+        log.info("entries.truncated", entries=sorted(truncated), max_chars=settings.nlp.max_chars)
+        await store.record_truncation(truncated)
     # Fingerprints and matching are pure CPU work too: keep them off the event loop.
     prepared = await asyncio.to_thread(prepare, batch, analyses, settings.stories.similarity)
     candidates = await store.story_candidates(

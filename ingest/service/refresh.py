@@ -1,85 +1,128 @@
-"""Refreshing one feed: fetch, parse, store the new entries, update the feed's row.
+"""Refreshing one feed: fetch, parse, (full text), store the new entries, judge its health.
 
-Every failure is written on the feed's row (``last_error``, ``error_count``) and the
-feed is retried later with backoff; one feed's failure never touches another.
+Never raises for a feed's problems: every failure becomes the feed's ``last_error``
+and a backed-off retry.  The returned :class:`RefreshOutcome` carries the feed's new
+row (a :class:`~ingest.store.base.PollRecord`) and any health notice; the caller
+writes those in batches (service/app.py), after the entries themselves are stored.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 import structlog
 
+from ingest.config import Settings
 from ingest.errors import FetchError, ParseError, StorageError
 from ingest.fetch.client import Fetcher
-from ingest.fetch.schedule import draw_jitter, next_poll
-from ingest.model import Feed, FeedState
-from ingest.parse.normalize import parse_document
-from ingest.store.base import Store, StoredEntry
+from ingest.fetch.schedule import draw_jitter
+from ingest.model import Entry, Feed, FeedState, FetchResult
+from ingest.service import feedstate
+from ingest.service.health import judge
+from ingest.service.workers import Runner
+from ingest.store.base import Notice, PollRecord, Store, StoredEntry
 
 log = structlog.get_logger("ingest.refresh")
-
-# Documents larger than this are parsed in a worker thread, off the event loop.
-OFFLOOP_PARSE_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True)
 class RefreshOutcome:
     feed_id: str
     status: str  # new | not-modified | error
+    record: PollRecord
     new_entries: tuple[StoredEntry, ...] = ()
     error: str | None = None
+    notice: Notice | None = None
 
 
-async def refresh_feed(feed: Feed, state: FeedState, *, fetcher: Fetcher, store: Store,
-                       default_interval_s: float,
-                       clock: Callable[[], datetime]) -> RefreshOutcome:
-    """Poll one feed and store its new entries.  Never raises for feed problems."""
-    flog = log.bind(feed_id=feed.id, url=feed.url)
-    interval = feed.interval_s or default_interval_s
-    try:
-        result = await fetcher.fetch(feed.url, state.etag, state.last_modified)
+@dataclass(frozen=True)
+class Poller:
+    """What refreshing a feed needs; one per service."""
+
+    fetcher: Fetcher
+    store: Store
+    runner: Runner
+    settings: Settings
+    clock: Callable[[], datetime]
+
+    async def refresh(self, feed: Feed, state: FeedState) -> RefreshOutcome:
+        """Poll one feed; whatever happens, the outcome carries the feed's next row."""
+        flog = log.bind(feed_id=feed.id, url=state.url)
+        try:
+            return await self._refresh(feed, state, flog)
+        except StorageError as exc:
+            return self._failed(feed, state, f"storing failed: {exc}", flog)
+        except Exception as exc:  # a bug met on one feed is that feed's error, not the cycle's
+            flog.exception("feed.crashed")
+            return self._failed(feed, state, f"internal error {type(exc).__name__}: {exc}", flog)
+
+    async def _refresh(self, feed: Feed, state: FeedState,
+                       flog: structlog.typing.FilteringBoundLogger) -> RefreshOutcome:
+        try:
+            result = await self.fetcher.fetch(state.url, state.etag, state.last_modified,
+                                              headers=feed.headers)
+        except FetchError as exc:
+            return self._failed(feed, state, str(exc), flog, exc.status, exc.retry_after)
         if result.not_modified:
-            now = clock()
-            await store.record_fetch(feed.id, result, now, next_poll(now, interval, 0,
-                                                                     jitter=draw_jitter()))
             flog.debug("feed.not_modified")
-            return RefreshOutcome(feed.id, "not-modified")
-        now = clock()
-        if len(result.body) > OFFLOOP_PARSE_BYTES:
-            parsed = await asyncio.to_thread(parse_document, result.body, feed_id=feed.id,
-                                             url=feed.url, now=now,
-                                             content_type=result.content_type)
-        else:
-            parsed = parse_document(result.body, feed_id=feed.id, url=feed.url, now=now,
-                                    content_type=result.content_type)
-    except (FetchError, ParseError) as exc:
-        return await _failed(feed, state, str(exc), store, interval, clock(), flog)
-    except Exception as exc:  # a bug met on one feed is that feed's error, not the cycle's
-        flog.exception("feed.crashed")
-        return await _failed(feed, state, f"internal error {type(exc).__name__}: {exc}", store,
-                             interval, clock(), flog)
-    try:
-        new = await store.add_entries(parsed.entries, now)
-        await store.record_fetch(feed.id, result, now,
-                                 next_poll(now, interval, 0, jitter=draw_jitter()),
-                                 warning=f"feed is malformed but usable: {parsed.warning}"
-                                 if parsed.warning else None)
-    except StorageError as exc:  # e.g. text the database refuses: this feed's problem only
-        return await _failed(feed, state, f"storing entries failed: {exc}", store, interval,
-                             clock(), flog)
-    flog.info("feed.fetched", entries=len(parsed.entries), new=len(new),
-              elapsed_s=round(result.elapsed_s, 3))
-    return RefreshOutcome(feed.id, "new", tuple(new))
+            return self._done(feed, state, result, (), [], None, None)
+        now = self.clock()
+        try:
+            parsed = await self.runner.parse(result.body, feed_id=feed.id, url=result.url,
+                                             now=now, content_type=result.content_type)
+            entries, problems = await self._fulltext(feed, list(parsed.entries))
+            new = await self.store.add_entries(entries, now)
+        except ParseError as exc:
+            return self._failed(feed, state, str(exc), flog)
+        warnings = [f"feed is malformed but usable: {parsed.warning}"] if parsed.warning else []
+        if problems:
+            warnings.append(f"full text failed for {len(problems)} item(s): {problems[0]}")
+        flog.info("feed.fetched", entries=len(entries), new=len(new),
+                  elapsed_s=round(result.elapsed_s, 3), kib=round(result.wire_bytes / 1024, 1))
+        published = [e.published for e in entries if e.published is not None]
+        return self._done(feed, state, result, tuple(new), published,
+                          "; ".join(warnings) or None, parsed.ttl_minutes)
 
+    async def _fulltext(self, feed: Feed, entries: list[Entry]) -> tuple[list[Entry], list[str]]:
+        """For ``fulltext: true`` feeds: the linked articles' text for entries not seen
+        before (a poll never fetches an article twice)."""
+        if not feed.fulltext or not entries:
+            return entries, []
+        from ingest.fetch.fulltext import with_fulltext
 
-async def _failed(feed: Feed, state: FeedState, error: str, store: Store, interval: float,
-                  now: datetime, flog: structlog.typing.FilteringBoundLogger) -> RefreshOutcome:
-    """Record a failed poll on the feed's row and schedule the retry with backoff."""
-    await store.record_fetch_error(
-        feed.id, error, now, next_poll(now, interval, state.error_count + 1, jitter=draw_jitter()))
-    flog.warning("feed.error", error=error, consecutive=state.error_count + 1)
-    return RefreshOutcome(feed.id, "error", error=error)
+        known = await self.store.known_keys(feed.id, [e.key for e in entries])
+        fresh = [e for e in entries if e.key not in known]
+        if not fresh:
+            return entries, []
+        enriched, problems = await with_fulltext(fresh, fetcher=self.fetcher,
+                                                 settings=self.settings.fulltext)
+        by_key = {e.key: e for e in enriched}
+        return [by_key.get(e.key, e) for e in entries], problems
+
+    def _done(self, feed: Feed, state: FeedState, result: FetchResult,
+              new: tuple[StoredEntry, ...], published: list[datetime], warning: str | None,
+              ttl_minutes: int | None) -> RefreshOutcome:
+        now = self.clock()
+        record = feedstate.succeeded(feed, state, result, now=now,
+                                     polling=self.settings.polling, new_entries=len(new),
+                                     published=published, ttl_minutes=ttl_minutes,
+                                     warning=warning, jitter=draw_jitter())
+        record, notice = judge(feed, record, new_entries=len(new), now=now,
+                               settings=self.settings.health)
+        return RefreshOutcome(feed.id, "not-modified" if result.not_modified else "new",
+                              record, new, notice=notice)
+
+    def _failed(self, feed: Feed, state: FeedState, error: str,
+                flog: structlog.typing.FilteringBoundLogger, status: int | None = None,
+                retry_after: str | None = None) -> RefreshOutcome:
+        now = self.clock()
+        record = feedstate.failed(feed, state, error, now=now, polling=self.settings.polling,
+                                  status=status, retry_after=retry_after, jitter=draw_jitter())
+        record, notice = judge(feed, record, new_entries=0, now=now,
+                               settings=self.settings.health)
+        flog.warning("feed.error", error=error, consecutive=record.state.error_count,
+                     next_poll_at=record.state.next_poll_at.isoformat()
+                     if record.state.next_poll_at else None)
+        return RefreshOutcome(feed.id, "error", record, error=error, notice=notice)

@@ -1,4 +1,8 @@
-"""The daemon: an APScheduler job runs a cycle every tick until a signal stops it.
+"""The daemon: an APScheduler job polls due feeds every tick until a signal stops it.
+
+Polling never waits on NLP: the ``cycle`` job only fetches, parses and stores, then
+wakes the processor task, which analyses, matches and records whatever is stored and
+unprocessed (batch by batch, in the worker processes) while the next polls go on.
 
 SIGTERM/SIGINT stop claiming new work; the cycle in flight and the delivery batches
 being sent get ``grace_s`` to finish, then are cancelled.  Cancelling is safe: an
@@ -61,6 +65,8 @@ class Daemon:
         self.watch = watch
         self.stop = asyncio.Event()
         self._current: asyncio.Task[object] | None = None
+        self._processing: asyncio.Task[None] | None = None
+        self._process_wanted = asyncio.Event()
         self._reload_lock = asyncio.Lock()
         self._reload_wanted = asyncio.Event()
         self._triggers: set[str] = set()
@@ -70,13 +76,30 @@ class Daemon:
             return
         self._current = asyncio.current_task()
         try:
-            await self.app.run_cycle()
+            report = await self.app.poll()
+            if report.new_entries:
+                self._process_wanted.set()
         except asyncio.CancelledError:
             raise
         except Exception:  # one bad cycle must never stop the daemon
             log.exception("cycle.crashed")
         finally:
             self._current = None
+
+    async def _processor(self) -> None:
+        """Process stored entries whenever polls have brought some (and once at start)."""
+        while not self.stop.is_set():
+            await self._process_wanted.wait()
+            self._process_wanted.clear()
+            if self.stop.is_set():
+                return
+            try:
+                report = await self.app.process_pending()
+                await self.app.finish(report)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("process.crashed")
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -99,6 +122,8 @@ class Daemon:
                               coalesce=True, misfire_grace_time=None)
         scheduler.start()
         sender = loop.create_task(dispatcher.run(self.stop))
+        self._process_wanted.set()  # entries a previous run stored but did not process
+        self._processing = loop.create_task(self._processor())
         reloader = loop.create_task(self._reloader())
         watcher = loop.create_task(self._watch()) if self.watch else None
         log.info("daemon.running", tick_s=self.app.settings.polling.tick, watch=self.watch)
@@ -154,7 +179,7 @@ class Daemon:
                 log.exception("rules.reload_failed", error=f"{type(exc).__name__}: {exc}",
                               kept=len(self.app.rules))
                 return False
-            if rules == self.app.rules and gaz == self.app.runner.analyzer.gaz:
+            if rules == self.app.rules and gaz == self.app.runner.gaz:
                 log.info("rules.unchanged", rules=len(rules))
                 return True
             self.app.apply_rules(gaz, rules)
@@ -176,7 +201,9 @@ class Daemon:
     async def _drain(self, sender: asyncio.Task[None]) -> None:
         """Give the cycle in flight and the batches being sent ``grace_s`` to finish, then
         cancel them (cancelled sends are made due again at once, see deliver.py)."""
-        tasks = {task for task in (self._current, sender) if task is not None and not task.done()}
+        self._process_wanted.set()  # the processor sees ``stop`` and ends after its batch
+        tasks = {task for task in (self._current, self._processing, sender)
+                 if task is not None and not task.done()}
         if not tasks:
             return
         _, pending = await asyncio.wait(tasks, timeout=self.grace_s)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from ingest.model import Alert, Entry, Feed, FeedState, FetchResult
+from ingest.model import Alert, Entry, Feed, FeedState
 from ingest.rules.policy import MatchEvent, Silence
 from ingest.rules.spec import RuleSpec
 from ingest.stories.cluster import StoryCandidate
@@ -148,13 +148,45 @@ class AlertSummary:
 
 @dataclass(frozen=True)
 class FeedRow:
-    """A feed's state as the operator sees it."""
+    """A feed's state as the operator sees it (``ingest feeds status``)."""
 
     feed: Feed
     state: FeedState
     last_success_at: datetime | None
     last_polled_at: datetime | None
     entries_seen: int
+    last_error_at: datetime | None = None
+    warning: str | None = None
+    entries_per_day: float = 0.0  # new entries per day over the last 7 days
+    config_url: str | None = None  # differs from state.url after a permanent redirect
+
+
+@dataclass(frozen=True)
+class PollRecord:
+    """What one poll makes of a feed's row: its new state, computed purely beforehand
+    (service/feedstate.py) and written as is.  ``validators`` False keeps the stored
+    ETag and Last-Modified (a 304 or a failure); ``warning`` is a success's caveat."""
+
+    state: FeedState
+    polled_at: datetime
+    ok: bool
+    validators: bool = False
+    warning: str | None = None
+
+
+@dataclass(frozen=True)
+class Notice:
+    """An operator notice about a feed (failing, silent, disabled, recovered)."""
+
+    feed_id: str
+    kind: str
+    message: str
+    created_at: datetime
+    channel: str | None = None
+    id: int | None = None
+    state: str = "pending"
+    attempts: int = 0
+    last_error: str | None = None
 
 
 class Store(Protocol):
@@ -170,19 +202,31 @@ class Store(Protocol):
 
     async def due_feeds(self, now: datetime, limit: int) -> list[tuple[Feed, FeedState]]: ...
 
-    async def feeds(self) -> list[FeedRow]: ...
+    async def feeds(self, now: datetime | None = None) -> list[FeedRow]: ...
 
-    async def record_fetch(self, feed_id: str, result: FetchResult, now: datetime,
-                           next_poll_at: datetime, warning: str | None = None) -> None: ...
+    async def record_polls(self, records: Sequence[PollRecord]) -> None: ...
 
-    async def record_fetch_error(self, feed_id: str, error: str, now: datetime,
-                                 next_poll_at: datetime) -> None: ...
+    async def known_keys(self, feed_id: str, keys: Sequence[str]) -> set[str]: ...
+
+    async def reset_feed(self, feed_id: str, now: datetime) -> bool: ...
+
+    async def add_notices(self, notices: Sequence[Notice]) -> None: ...
+
+    async def due_notices(self, now: datetime, limit: int) -> list[Notice]: ...
+
+    async def finish_notice(self, notice_id: int, *, state: str, now: datetime,
+                            error: str | None = None,
+                            next_attempt_at: datetime | None = None) -> None: ...
+
+    async def notices(self, feed_id: str | None = None, limit: int = 100) -> list[Notice]: ...
 
     async def add_entries(self, entries: Sequence[Entry], now: datetime) -> list[StoredEntry]: ...
 
     async def unprocessed_entries(self, limit: int) -> list[StoredEntry]: ...
 
     async def record_entry_error(self, entry_id: int, error: str, now: datetime) -> None: ...
+
+    async def record_truncation(self, lengths: dict[int, int]) -> None: ...
 
     async def story_candidates(self, band_keys: Sequence[int], links: Sequence[str],
                                since: datetime) -> list[StoryCandidate]: ...

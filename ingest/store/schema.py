@@ -30,11 +30,16 @@ metadata = MetaData()
 feeds = Table(
     "feeds", metadata,
     Column("id", String(200), primary_key=True),
-    Column("url", Text, nullable=False),
+    Column("url", Text, nullable=False),  # polled now: config_url, or where a 301/308 led
+    Column("config_url", Text, nullable=True),  # as configured (a change resets the feed)
     Column("title", Text, nullable=False, default=""),
     Column("tags", JSON, nullable=False, default=list),
     Column("enabled", Boolean, nullable=False, default=True),
     Column("interval_s", Float, nullable=True),
+    Column("min_interval_s", Float, nullable=True),
+    Column("max_interval_s", Float, nullable=True),
+    Column("fulltext", Boolean, nullable=True),
+    Column("headers", JSON, nullable=True),
     Column("etag", Text, nullable=True),
     Column("last_modified", Text, nullable=True),
     Column("next_poll_at", DateTime, nullable=True, index=True),
@@ -44,6 +49,17 @@ feeds = Table(
     Column("last_error_at", DateTime, nullable=True),
     Column("error_count", Integer, nullable=False, default=0),
     Column("entries_seen", Integer, nullable=False, default=0),
+    # Schema 4: the history the adaptive schedule and feed health read.
+    Column("warning", Text, nullable=True),  # the last success's caveat (malformed, moved)
+    Column("failing_since", DateTime, nullable=True),
+    Column("not_found_since", DateTime, nullable=True),
+    Column("disabled_reason", Text, nullable=True),  # set by 410 Gone or a lasting 404
+    Column("last_new_entry_at", DateTime, nullable=True),
+    Column("update_interval_s", Float, nullable=True),  # learned time between new entries
+    Column("fetch_count", Integer, nullable=True),
+    Column("fetch_time_avg_s", Float, nullable=True),
+    Column("health", String(16), nullable=True),  # ok | failing | silent | disabled
+    Column("health_since", DateTime, nullable=True),
 )
 
 entries = Table(
@@ -65,6 +81,8 @@ entries = Table(
     Column("signature", LargeBinary, nullable=True),  # MinHash signature (stories/minhash.py)
     Column("language", String(8), nullable=True),
     Column("analysis", LargeBinary, nullable=True),  # compressed Analysis, for backtests
+    # Schema 4: the document's length when NLP read only its first nlp.max_chars.
+    Column("truncated_from", Integer, nullable=True),
     UniqueConstraint("feed_id", "key", name="uq_entries_feed_key"),
     Index("ix_entries_fetched_at", "fetched_at"),
     Index("ix_entries_canonical_link", "canonical_link"),
@@ -135,7 +153,8 @@ schema_info = Table(
     "schema_info", metadata,
     Column("version", Integer, primary_key=True),
 )
-SCHEMA_VERSION = 3  # 3: deliveries.claimed_by and delivery_attempts
+# 3: deliveries.claimed_by and delivery_attempts; 4: feed history and feed_notices
+SCHEMA_VERSION = 4
 
 deliveries = Table(
     "deliveries", metadata,
@@ -170,8 +189,33 @@ delivery_attempts = Table(
     Column("detail", Text, nullable=False, default=""),
 )
 
+# Operator notices about feeds (failing, silent, disabled, recovered), each sent once to
+# the ``health.channel`` with retries (service/health.py).
+feed_notices = Table(
+    "feed_notices", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("feed_id", String(200), nullable=False, index=True),
+    Column("kind", String(16), nullable=False),  # failing | silent | disabled | recovered
+    Column("message", Text, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("channel", String(200), nullable=True),  # None: recorded and logged only
+    Column("state", String(16), nullable=False),  # pending | sent | dead | logged
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", DateTime, nullable=True, index=True),
+    Column("last_error", Text, nullable=True),
+    Column("sent_at", DateTime, nullable=True),
+)
+
 # In-place upgrades from older schema versions: version -> statements.  Alembic takes
 # this over with the multi-instance backend; until then each step only adds.
 UPGRADES: dict[int, tuple[str, ...]] = {
     2: ("ALTER TABLE deliveries ADD COLUMN claimed_by VARCHAR(100)",),
+    3: (*(f"ALTER TABLE feeds ADD COLUMN {column}" for column in (
+        "config_url TEXT", "min_interval_s FLOAT", "max_interval_s FLOAT", "fulltext BOOLEAN",
+        "headers JSON", "warning TEXT", "failing_since TIMESTAMP", "not_found_since TIMESTAMP",
+        "disabled_reason TEXT", "last_new_entry_at TIMESTAMP", "update_interval_s FLOAT",
+        "fetch_count INTEGER", "fetch_time_avg_s FLOAT", "health VARCHAR(16)",
+        "health_since TIMESTAMP")),
+        "ALTER TABLE entries ADD COLUMN truncated_from INTEGER",
+        "UPDATE feeds SET config_url = url WHERE config_url IS NULL"),
 }

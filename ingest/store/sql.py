@@ -10,19 +10,20 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import structlog
-from sqlalchemy import func, inspect, select, update
+from sqlalchemy import bindparam, func, inspect, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from ingest.errors import StorageError
-from ingest.model import Alert, Entry, Feed, FeedState, FetchResult
+from ingest.model import Alert, Entry, Feed, FeedState
 from ingest.rules.policy import Silence
+from ingest.store import feeds as feed_rows
 from ingest.store import history, outbox
 from ingest.store import schema as t
 from ingest.store.base import (
@@ -35,7 +36,9 @@ from ingest.store.base import (
     EntryOutcome,
     FeedRow,
     MatchRow,
+    Notice,
     PendingDelivery,
+    PollRecord,
     StoredEntry,
 )
 from ingest.store.outcomes import record_outcomes
@@ -140,66 +143,49 @@ class SqlStore:
     # -- feeds --------------------------------------------------------------
 
     async def sync_feeds(self, feeds: Sequence[Feed], now: datetime) -> None:
-        """Make the feeds table match the configuration; unlisted feeds are disabled."""
         async with self._tx() as conn:
-            existing = {r.id: r for r in (await conn.execute(select(t.feeds))).all()}
-            for feed in feeds:
-                values = {"url": feed.url, "title": feed.title, "tags": list(feed.tags),
-                          "enabled": feed.enabled, "interval_s": feed.interval_s}
-                row = existing.get(feed.id)
-                if row is None:
-                    await conn.execute(t.feeds.insert().values(
-                        id=feed.id, next_poll_at=naive(now), error_count=0, entries_seen=0,
-                        **values))
-                    continue
-                if row.url != feed.url:  # a new URL starts with fresh validators
-                    values.update(etag=None, last_modified=None, next_poll_at=naive(now))
-                await conn.execute(update(t.feeds).where(t.feeds.c.id == feed.id).values(**values))
-            listed = {f.id for f in feeds}
-            gone = [fid for fid in existing if fid not in listed]
-            if gone:
-                await conn.execute(update(t.feeds).where(t.feeds.c.id.in_(gone))
-                                   .values(enabled=False))
-
-    @staticmethod
-    def _feed(row: Any) -> tuple[Feed, FeedState]:
-        feed = Feed(row.id, row.url, row.title, tuple(row.tags or ()), row.interval_s, row.enabled)
-        state = FeedState(row.id, row.url, row.etag, row.last_modified, aware(row.next_poll_at),
-                          row.error_count, row.last_error)
-        return feed, state
+            await feed_rows.sync(conn, feeds, now)
 
     async def due_feeds(self, now: datetime, limit: int) -> list[tuple[Feed, FeedState]]:
-        query = (select(t.feeds).where(t.feeds.c.enabled.is_(True))
-                 .where(t.feeds.c.next_poll_at.is_(None)
-                        | (t.feeds.c.next_poll_at <= naive(now)))
-                 .order_by(t.feeds.c.next_poll_at).limit(limit))
         async with self._tx() as conn:
-            return [self._feed(r) for r in (await conn.execute(query)).all()]
+            return await feed_rows.due(conn, now, limit)
 
-    async def feeds(self) -> list[FeedRow]:
+    async def feeds(self, now: datetime | None = None) -> list[FeedRow]:
         async with self._tx() as conn:
-            rows = (await conn.execute(select(t.feeds).order_by(t.feeds.c.id))).all()
-        return [FeedRow(*self._feed(r), aware(r.last_success_at), aware(r.last_polled_at),
-                        r.entries_seen) for r in rows]
+            return await feed_rows.rows(conn, now or datetime.now(UTC))
 
-    async def record_fetch(self, feed_id: str, result: FetchResult, now: datetime,
-                           next_poll_at: datetime, warning: str | None = None) -> None:
-        values: dict[str, Any] = {
-            "last_polled_at": naive(now), "last_success_at": naive(now),
-            "next_poll_at": naive(next_poll_at), "error_count": 0, "last_error": warning}
-        if result.etag or not result.not_modified:
-            values["etag"] = result.etag
-        if result.last_modified or not result.not_modified:
-            values["last_modified"] = result.last_modified
-        async with self._tx() as conn:
-            await conn.execute(update(t.feeds).where(t.feeds.c.id == feed_id).values(**values))
+    async def record_polls(self, records: Sequence[PollRecord]) -> None:
+        if records:
+            async with self._tx() as conn:
+                await feed_rows.record_polls(conn, records)
 
-    async def record_fetch_error(self, feed_id: str, error: str, now: datetime,
-                                 next_poll_at: datetime) -> None:
+    async def known_keys(self, feed_id: str, keys: Sequence[str]) -> set[str]:
         async with self._tx() as conn:
-            await conn.execute(update(t.feeds).where(t.feeds.c.id == feed_id).values(
-                last_polled_at=naive(now), last_error=error[:2000], last_error_at=naive(now),
-                error_count=t.feeds.c.error_count + 1, next_poll_at=naive(next_poll_at)))
+            return await feed_rows.known_keys(conn, feed_id, keys)
+
+    async def reset_feed(self, feed_id: str, now: datetime) -> bool:
+        async with self._tx() as conn:
+            return await feed_rows.reset(conn, feed_id, now)
+
+    async def add_notices(self, notices: Sequence[Notice]) -> None:
+        if notices:
+            async with self._tx() as conn:
+                await feed_rows.add_notices(conn, notices)
+
+    async def due_notices(self, now: datetime, limit: int) -> list[Notice]:
+        async with self._tx() as conn:
+            return await feed_rows.due_notices(conn, now, limit)
+
+    async def finish_notice(self, notice_id: int, *, state: str, now: datetime,
+                            error: str | None = None,
+                            next_attempt_at: datetime | None = None) -> None:
+        async with self._tx() as conn:
+            await feed_rows.finish_notice(conn, notice_id, state=state, now=now, error=error,
+                                          next_attempt_at=next_attempt_at)
+
+    async def notices(self, feed_id: str | None = None, limit: int = 100) -> list[Notice]:
+        async with self._tx() as conn:
+            return await feed_rows.notices(conn, feed_id, limit)
 
     # -- entries ------------------------------------------------------------
 
@@ -254,6 +240,14 @@ class SqlStore:
         async with self._tx() as conn:
             await conn.execute(update(t.entries).where(t.entries.c.id == entry_id)
                                .values(processed_at=naive(now), error=error[:2000]))
+
+    async def record_truncation(self, lengths: dict[int, int]) -> None:
+        """Note which entries NLP read only in part, and their full length."""
+        if lengths:
+            async with self._tx() as conn:
+                await conn.execute(update(t.entries).where(t.entries.c.id == bindparam("b_id"))
+                                   .values(truncated_from=bindparam("b_len")),
+                                   [{"b_id": i, "b_len": n} for i, n in lengths.items()])
 
     # -- deliveries -----------------------------------------------------------
 
