@@ -34,6 +34,16 @@ from ingest.feedlist import (
     read_for_import,
     yaml_feed_list,
 )
+from ingest.feedstatus import (
+    cut,
+    detail,
+    feed_status,
+    notice_json,
+    shown_path,
+    status_table,
+    text_table,
+    to_json,
+)
 from ingest.model import Feed
 from ingest.opml import unrepresentable, write_opml
 from ingest.store.base import FeedRow, Notice
@@ -100,25 +110,6 @@ def _run(settings: Settings, work: Callable[[SqlStore], Awaitable[T]]) -> T:
     return asyncio.run(main())
 
 
-def _shown_path(path: str | Path) -> str:
-    """A path relative to the working directory when it is below it."""
-    try:
-        return str(Path(path).resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
-
-
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    return ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip()
-            for r in [header, *rows]]
-
-
-def _cut(text: str, width: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[:width - 1] + "…"
-
-
 # -- list -----------------------------------------------------------------------------------
 
 def describe(feed: Feed, source: str, settings: Settings) -> dict[str, Any]:
@@ -151,174 +142,21 @@ def feeds_list(as_json: JsonOpt = False, config: ConfigOpt = None) -> None:
         typer.echo(f"no feeds configured in {settings.source}: list them under feeds: or "
                    "feed_files:, or run `ingest feeds import FILE.opml`")
         return
-    table = []
+    cells = []
     for r in rows:
         options = (["fulltext"] if r["fulltext"] else []) + (
             [f"headers: {', '.join(r['headers'])}"] if r["headers"] else [])
-        table.append([r["id"], "yes" if r["enabled"] else "no",
+        cells.append([r["id"], "yes" if r["enabled"] else "no",
                       f"{duration_text(r['interval_s'])} ({duration_text(r['min_interval_s'])}"
                       f"–{duration_text(r['max_interval_s'])})",
                       ",".join(r["tags"]) or "-", "; ".join(options) or "-",
-                      _shown_path(r["source"]), _cut(r["title"], 32) or "-", r["url"]])
-    for line in _table(["ID", "ENABLED", "INTERVAL (MIN–MAX)", "TAGS", "OPTIONS", "SOURCE",
-                        "TITLE", "URL"], table):
+                      shown_path(r["source"]), cut(r["title"], 32) or "-", r["url"]])
+    for line in text_table(["ID", "ENABLED", "INTERVAL (MIN–MAX)", "TAGS", "OPTIONS",
+                            "SOURCE", "TITLE", "URL"], cells):
         typer.echo(line)
 
 
 # -- status ---------------------------------------------------------------------------------
-
-def _span(seconds: float) -> str:
-    """A short, rounded duration: 45s, 3m, 1.5h, 20h, 3d."""
-    if round(seconds) < 60:
-        return f"{round(seconds)}s"
-    if round(seconds / 60) < 60:
-        return f"{round(seconds / 60)}m"
-    hours = seconds / 3600
-    if round(hours) < 48:
-        return f"{hours:.1f}".removesuffix(".0") + "h" if hours < 10 else f"{hours:.0f}h"
-    return f"{round(seconds / 86400)}d"
-
-
-def _ago(when: datetime | None, now: datetime) -> str:
-    if when is None:
-        return "never"
-    seconds = (now - when).total_seconds()
-    return "just now" if seconds < 1 else f"{_span(seconds)} ago"
-
-
-def _until(when: datetime | None, now: datetime) -> str:
-    if when is None:
-        return "-"
-    seconds = (when - now).total_seconds()
-    return "due now" if seconds <= 0 else f"in {_span(seconds)}"
-
-
-def _disabled(row: FeedRow, conf: tuple[Feed, str] | None, known: bool) -> str | None:
-    """Why the feed is not polled, or None."""
-    if row.state.disabled_reason:
-        return row.state.disabled_reason
-    if row.feed.enabled:
-        return None
-    if conf is not None:
-        return (f"enabled: false in {conf[1]}" if not conf[0].enabled else
-                f"enabled in {conf[1]}, which the service reads when it next starts")
-    return "not in the config any more" if known else "not enabled"
-
-
-_NOT_POLLED = dict.fromkeys((
-    "polled_url", "moved_to", "health_since", "disabled_reason", "disabled_by",
-    "last_polled_at", "last_success_at", "last_error", "last_error_at", "failing_since",
-    "next_poll_at", "fetch_time_avg_ms", "warning", "note"))
-
-
-def feed_status(row: FeedRow | None, conf: tuple[Feed, str] | None,
-                known: bool) -> dict[str, Any]:
-    """One feed's status: from its database row, and the config when it lists the feed.
-    ``known`` says whether the config's feed lists could be read."""
-    if row is None:
-        assert conf is not None
-        feed, source = conf
-        return {**_NOT_POLLED, "id": feed.id, "title": feed.title, "url": feed.url,
-                "source": source, "in_config": True, "in_database": False,
-                "enabled": feed.enabled, "health": "new", "error_count": 0,
-                "entries_per_day": 0.0, "entries_seen": 0,
-                "note": "not in the database yet: the service adds it when it next starts"}
-    s = row.state
-    config_url = row.config_url or row.feed.url
-    reason = _disabled(row, conf, known)
-    return {"id": row.feed.id, "title": conf[0].title if conf else row.feed.title,
-            "url": config_url, "polled_url": s.url,
-            "moved_to": s.url if s.url != config_url else None,
-            "source": conf[1] if conf else None, "in_config": conf is not None,
-            "in_database": True, "enabled": row.feed.enabled,
-            "health": "disabled" if reason else (s.health or "ok"),
-            "health_since": s.health_since, "disabled_reason": reason,
-            "disabled_by": None if reason is None else
-            "server" if s.disabled_reason else "config",
-            "last_polled_at": row.last_polled_at, "last_success_at": row.last_success_at,
-            "last_error": s.last_error, "last_error_at": row.last_error_at,
-            "error_count": s.error_count, "failing_since": s.failing_since,
-            "next_poll_at": None if reason else s.next_poll_at,
-            "entries_per_day": row.entries_per_day, "entries_seen": row.entries_seen,
-            "fetch_time_avg_ms": None if s.fetch_time_avg_s is None
-            else round(s.fetch_time_avg_s * 1000, 1),
-            "warning": row.warning, "note": None}
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, indent=2,
-                      default=lambda v: v.isoformat() if isinstance(v, datetime) else str(v))
-
-
-def _notes(st: dict[str, Any]) -> list[str]:
-    """The advice lines under the table for one feed."""
-    notes = []
-    if st["moved_to"]:
-        where = f" ({_shown_path(st['source'])})" if st["source"] else ""
-        notes.append(f"moved to {st['moved_to']}: update the config{where}")
-    if st["disabled_reason"]:
-        notes.append(f"disabled: {st['disabled_reason']}" + (
-            f" (`ingest feeds reset {st['id']}` polls it again)"
-            if st["disabled_by"] == "server" else ""))
-    if st["note"]:
-        notes.append(st["note"])
-    if st["warning"]:
-        notes.append(f"warning: {st['warning']}")
-    return notes
-
-
-def _status_table(statuses: list[dict[str, Any]], now: datetime) -> list[str]:
-    rows = []
-    for st in statuses:
-        error = (f"{_ago(st['last_error_at'], now)}: {_cut(st['last_error'], 60)}"
-                 if st["last_error"] else "-")
-        next_poll = "at start" if not st["in_database"] else (
-            "not polled" if st["disabled_reason"] else _until(st["next_poll_at"], now))
-        fetch = "-" if st["fetch_time_avg_ms"] is None else f"{st['fetch_time_avg_ms']:.0f} ms"
-        rows.append([st["id"], st["health"], _ago(st["last_success_at"], now),
-                     str(st["error_count"]), next_poll, f"{st['entries_per_day']:.1f}", fetch,
-                     error])
-    lines = _table(["ID", "HEALTH", "LAST SUCCESS", "ERRORS", "NEXT POLL", "PER DAY",
-                    "AVG FETCH", "LAST ERROR"], rows)
-    notes = [f"{st['id']}: {n}" for st in statuses for n in _notes(st)]
-    counts: dict[str, int] = {}
-    for st in statuses:
-        counts[st["health"]] = counts.get(st["health"], 0) + 1
-    summary = ", ".join(f"{n} {h}" for h, n in sorted(counts.items()))
-    return [*lines, *(["", *notes] if notes else []), "", f"{len(statuses)} feeds: {summary}"]
-
-
-def _detail(st: dict[str, Any], notices: list[Notice], now: datetime) -> list[str]:
-    def at(key: str) -> str:
-        when = st[key]
-        return _ago(when, now) + (f" ({when:%Y-%m-%d %H:%M:%S} UTC)" if when else "")
-
-    fields = [
-        ("title", st["title"] or "-"), ("url", st["url"]),
-        ("source", _shown_path(st["source"]) if st["source"] else "not in the config"),
-        ("health", st["health"] + (f" since {_ago(st['health_since'], now)}"
-                                   if st["health_since"] else "")),
-        ("last poll", at("last_polled_at")), ("last success", at("last_success_at")),
-        ("last error", f"{at('last_error_at')}: {st['last_error']}" if st["last_error"]
-         else "none"),
-        ("errors", f"{st['error_count']} in a row"
-         + (f", failing since {_ago(st['failing_since'], now)}" if st["failing_since"] else "")),
-        ("next poll", _until(st["next_poll_at"], now)),
-        ("entries/day", f"{st['entries_per_day']:.1f} ({st['entries_seen']} seen in all)"),
-        ("avg fetch", "-" if st["fetch_time_avg_ms"] is None
-         else f"{st['fetch_time_avg_ms']:.0f} ms")]
-    lines = [st["id"], *(f"  {k:13}{v}" for k, v in fields), *(f"  {n}" for n in _notes(st))]
-    lines.append("notices:" if notices else "notices: none")
-    lines += [f"  {n.created_at:%Y-%m-%d %H:%M} UTC  {n.kind:9} {n.message}  [{n.state}"
-              f"{' to ' + n.channel if n.channel else ''}]" for n in notices]
-    return lines
-
-
-def _notice_json(n: Notice) -> dict[str, Any]:
-    return {"kind": n.kind, "message": n.message, "created_at": n.created_at,
-            "channel": n.channel, "state": n.state, "attempts": n.attempts,
-            "last_error": n.last_error}
-
 
 @feeds_app.command("status")
 @handles_errors
@@ -360,12 +198,12 @@ def feeds_status(
     statuses = [feed_status(by_id.get(i), (conf or {}).get(i), conf is not None)
                 for i in ids]
     if as_json:
-        typer.echo(_json({**statuses[0], "notices": [_notice_json(n) for n in notices]}
-                         if feed_id else statuses))
+        typer.echo(to_json({**statuses[0], "notices": [notice_json(n) for n in notices]}
+                           if feed_id else statuses))
     elif feed_id:
-        typer.echo("\n".join(_detail(statuses[0], notices, now)))
+        typer.echo("\n".join(detail(statuses[0], notices, now)))
     elif statuses:
-        typer.echo("\n".join(_status_table(statuses, now)))
+        typer.echo("\n".join(status_table(statuses, now)))
     else:
         typer.echo(f"no feeds in {settings.source} or the database")
 
@@ -492,7 +330,7 @@ def feeds_import(
         append_feeds(target, plan.new, comment, keep_refs=not is_opml(file))
     verb = "would be imported" if dry_run else "imported"
     repeated = f", {len(plan.repeated)} listed twice" if plan.repeated else ""
-    typer.echo(f"{len(plan.new)} {verb} into {_shown_path(target)}, {len(plan.present)} "
+    typer.echo(f"{len(plan.new)} {verb} into {shown_path(target)}, {len(plan.present)} "
                f"already present{repeated}, {len(invalid)} invalid")
     if advice and plan.new:
         typer.echo(f"note: {advice}")
@@ -533,7 +371,7 @@ def feeds_export(
         if lost:
             options = sorted({o for names in lost.values() for o in names})
             typer.echo(f"note: OPML has no place for {', '.join(options)}: left out for "
-                       f"{len(lost)} feed(s) ({_cut(', '.join(lost), 80)}); "
+                       f"{len(lost)} feed(s) ({cut(', '.join(lost), 80)}); "
                        "--format yaml keeps them", err=True)
     else:
         text = yaml_feed_list([replace(f, headers=()) for f in feeds],
@@ -542,7 +380,7 @@ def feeds_export(
         with_headers = [f.id for f in feeds if f.headers]
         if with_headers:
             typer.echo(f"note: the headers of {len(with_headers)} feed(s) are left out, as "
-                       f"they hold tokens ({_cut(', '.join(with_headers), 80)}): copy them "
+                       f"they hold tokens ({cut(', '.join(with_headers), 80)}): copy them "
                        "from the config by hand", err=True)
     if output is None:
         typer.echo(text, nl=False)

@@ -1,7 +1,10 @@
-"""Unit tests of the pure parsing code: text, dedup keys, feed documents and feed lists."""
+"""Unit tests of the pure parsing code: text, dates, dedup keys, feed documents, HTML pages
+and feed lists."""
 
 from __future__ import annotations
 
+import json
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -9,9 +12,10 @@ import pytest
 
 from ingest.errors import ConfigError, ParseError
 from ingest.feedlist import load_feed_file
+from ingest.parse.dates import published_at
 from ingest.parse.dedup import alert_id, canonical_url, content_hash, entry_key
 from ingest.parse.normalize import parse_document
-from ingest.parse.text import html_to_text
+from ingest.parse.text import MAX_FRAGMENT_CHARS, html_to_text
 
 REPO = Path(__file__).resolve().parent.parent
 NOW = datetime(2024, 9, 2, 12, 0, tzinfo=UTC)
@@ -228,18 +232,29 @@ def test_parse_atom_document() -> None:
     assert entry.published == datetime(2024, 9, 2, 8, 0, tzinfo=UTC)
 
 
-def test_parse_far_future_date_becomes_none() -> None:
-    """A publication date years ahead of ``now`` is treated as unknown."""
+def test_parse_far_future_date_becomes_fetch_time() -> None:
+    """A publication date years ahead of the fetch time becomes the fetch time, flagged."""
     parsed = parse_document(_rss_item("Mon, 02 Sep 2030 10:00:00 +0000"), feed_id="t",
                             url="u", now=NOW)
-    assert parsed.entries[0].published is None
+    assert parsed.entries[0].published == NOW
+    assert parsed.future_dated == 1
+    assert parsed.warning == "1 entry dated in the future: dated the fetch time instead"
 
 
-def test_parse_slightly_future_date_is_kept() -> None:
-    """A date a few hours ahead (within tolerance) is kept as is."""
+def test_parse_hours_ahead_date_becomes_fetch_time() -> None:
+    """A date hours ahead (a zone mistake) is past the 10-minute skew: the fetch time."""
     parsed = parse_document(_rss_item("Mon, 02 Sep 2024 18:00:00 +0000"), feed_id="t",
                             url="u", now=NOW)
-    assert parsed.entries[0].published == NOW + timedelta(hours=6)
+    assert parsed.entries[0].published == NOW
+    assert parsed.future_dated == 1
+
+
+def test_parse_minutes_ahead_date_is_kept() -> None:
+    """A date a few minutes ahead (clock skew, within FUTURE_SKEW) is kept as is."""
+    parsed = parse_document(_rss_item("Mon, 02 Sep 2024 12:09:00 +0000"), feed_id="t",
+                            url="u", now=NOW)
+    assert parsed.entries[0].published == NOW + timedelta(minutes=9)
+    assert parsed.future_dated == 0 and parsed.warning is None
 
 
 def test_parse_html_page_raises() -> None:
@@ -339,3 +354,226 @@ def test_placeholder_date_is_unknown() -> None:
            b"</item></channel></rss>")
     parsed = parse_document(doc, feed_id="f", url="u", now=datetime(2026, 1, 1, tzinfo=UTC))
     assert parsed.entries[0].published is None
+
+
+# --- entry hygiene: text ------------------------------------------------------------------
+
+
+def test_html_to_text_decodes_double_escaped_entities() -> None:
+    """Entities escaped twice (&amp;amp;, &amp;#8217;) are decoded, never into < or >."""
+    assert html_to_text("<p>AT&amp;amp;T&amp;#8217;s &amp;quot;deal&amp;quot;</p>") == (
+        "AT&T’s \"deal\"")
+    assert html_to_text("a &amp;lt;b&amp;gt; c") == "a &lt;b&gt; c"
+
+
+def test_html_to_text_numeric_entities_and_nbsp() -> None:
+    """Decimal and hex references decode; non-breaking spaces become plain spaces."""
+    assert html_to_text("<b>Kyiv&#8217;s&nbsp;&nbsp;air&#x2014;defence</b>") == (
+        "Kyiv’s air—defence")
+
+
+def test_html_to_text_drops_noscript_and_iframe_content() -> None:
+    """<noscript>, <iframe> and <template> content is dropped; the text after them stays."""
+    text = html_to_text("<p>Body</p><noscript>Enable JS</noscript><iframe>x</iframe>tail")
+    assert text == "Body\n\ntail"
+
+
+def test_html_to_text_reads_cdata_as_html() -> None:
+    """HTML wrapped in a CDATA section inside the fragment is read as HTML, not as tags."""
+    assert html_to_text("<![CDATA[<p>Troops <b>moved</b></p>]]>") == "Troops moved"
+
+
+def test_html_to_text_keeps_text_after_document_end() -> None:
+    """Text after </body></html> in a fragment is kept."""
+    assert html_to_text("<html><body><p>One</p></body></html><p>Two</p>") == "One\n\nTwo"
+
+
+def test_html_to_text_deep_nesting_keeps_text() -> None:
+    """Text nested deeper than libxml2's limit (256) is still extracted."""
+    assert html_to_text("<span>" * 5000 + "deep text") == "deep text"
+
+
+def test_html_to_text_carriage_returns_end_lines() -> None:
+    """CRLF and a lone CR both end a line; words are never glued together."""
+    assert html_to_text("<p>one\r\ntwo\rthree</p>") == "one\ntwo\nthree"
+
+
+def test_html_to_text_is_linear_on_a_large_fragment() -> None:
+    """A fragment past MAX_FRAGMENT_CHARS is cut, and converted quickly."""
+    fragment = "<p>Missiles were moved to the border, officials said.</p>" * 50_000
+    started = time.perf_counter()
+    text = html_to_text(fragment)
+    assert time.perf_counter() - started < 5
+    assert len(fragment) > MAX_FRAGMENT_CHARS > len(text)
+    assert text.count("\n\n") > 30_000
+
+
+# --- entry hygiene: dates and links -------------------------------------------------------
+
+
+def test_date_without_zone_is_utc() -> None:
+    """A date without a time zone is read as UTC, with or without a weekday."""
+    for text in ("Mon, 02 Sep 2024 10:00:00", "02 Sep 2024 10:00:00", "2024-09-02T10:00:00"):
+        parsed = parse_document(_rss_item(text), feed_id="t", url="u", now=NOW)
+        assert parsed.entries[0].published == datetime(2024, 9, 2, 10, 0, tzinfo=UTC), text
+
+
+def test_date_with_foreign_month_name_is_read() -> None:
+    """A date with a Portuguese weekday and month (Seg, Set) is read, with its offset."""
+    parsed = parse_document(_rss_item("Seg, 24 Set 2018 19:42:40 -0300"), feed_id="t",
+                            url="u", now=NOW)
+    assert parsed.entries[0].published == datetime(2018, 9, 24, 22, 42, 40, tzinfo=UTC)
+
+
+def test_unparseable_date_is_unknown() -> None:
+    """A date nobody can read leaves the publication time unknown (None)."""
+    parsed = parse_document(_rss_item("yesterday-ish"), feed_id="t", url="u", now=NOW)
+    assert parsed.entries[0].published is None
+    assert parsed.future_dated == 0
+
+
+def test_future_published_falls_back_to_updated() -> None:
+    """A future published date gives way to a plausible updated date."""
+    raw = {"published_parsed": (2031, 1, 1, 0, 0, 0, 0, 1, 0),
+           "updated_parsed": (2024, 9, 1, 8, 0, 0, 0, 245, 0)}
+    assert published_at(raw, NOW) == (datetime(2024, 9, 1, 8, 0, tzinfo=UTC), False)
+    assert published_at({"published_parsed": raw["published_parsed"]}, NOW) == (NOW, True)
+
+
+def test_relative_entry_link_is_resolved_but_key_unchanged() -> None:
+    """A relative item link is made absolute against the feed URL; the key keeps the link
+    as written, so entries stored before keep their keys."""
+    doc = _rss_item("Mon, 02 Sep 2024 10:00:00 +0000").replace(
+        b"https://example.org/d", b"/news/7")
+    entry = parse_document(doc, feed_id="t", url="https://example.org/feed/rss.xml",
+                           now=NOW).entries[0]
+    assert entry.link == "https://example.org/news/7"
+    assert entry.key == "link:/news/7"
+
+
+# --- HTML pages instead of feeds ----------------------------------------------------------
+
+
+def _page(head: str, body: str = "<p>Welcome</p>") -> bytes:
+    return f"<!DOCTYPE html><html><head>{head}</head><body>{body}</body></html>".encode()
+
+
+def test_html_page_names_the_feed_it_links_to() -> None:
+    """The error names the page's feed link, resolved against the page URL."""
+    page = _page('<link rel="alternate" type="application/rss+xml" href="rss.xml">')
+    with pytest.raises(ParseError) as info:
+        parse_document(page, feed_id="t", url="https://x.example/news/", now=NOW)
+    assert str(info.value) == ("https://x.example/news/: this is an HTML page, not a feed; "
+                               "it links to a feed at https://x.example/news/rss.xml "
+                               "— use that URL")
+
+
+def test_html_page_with_several_feeds_lists_them_with_titles() -> None:
+    """Several feed links are all listed, with their titles, in page order."""
+    page = _page('<base href="https://cdn.example/site/">'
+                 '<link rel="alternate" type="application/atom+xml" title="Posts" '
+                 'href="/atom.xml">'
+                 '<link rel="alternate" type="application/json" href="/wp-json/">'
+                 '<link rel="stylesheet" href="/s.css">'
+                 '<link rel="alternate" type="application/rss+xml" title="Comments" '
+                 'href="comments/feed">')
+    with pytest.raises(ParseError) as info:
+        parse_document(page, feed_id="t", url="https://x.example/", now=NOW)
+    assert str(info.value).endswith(
+        'it links to feeds at https://cdn.example/atom.xml ("Posts"), '
+        'https://cdn.example/site/comments/feed ("Comments") — use one of those URLs')
+
+
+def test_html_page_without_feed_links_says_so() -> None:
+    """A page with no feed link gets the plain HTML-page error."""
+    with pytest.raises(ParseError, match="HTML page, not a feed, and it links to no feed"):
+        parse_document(_page("<title>Home</title>"), feed_id="t", url="u", now=NOW)
+
+
+def test_html_page_detected_after_comments_and_whitespace() -> None:
+    """Leading whitespace, a BOM, an XML declaration and comments do not hide a page."""
+    page = (b"\xef\xbb\xbf \n<?xml version='1.0'?>\n<!-- cached 12:00 -->\n"
+            b'<html><head><link rel="alternate" type="application/atom+xml" href="/a">'
+            b"</head><body>x</body></html>")
+    with pytest.raises(ParseError, match=r"links to a feed at https://x\.example/a"):
+        parse_document(page, feed_id="t", url="https://x.example/b", now=NOW)
+
+
+def test_html_fragment_served_as_html_is_a_page() -> None:
+    """A document with no doctype and no <html>, served as text/html, is an HTML page."""
+    with pytest.raises(ParseError, match="HTML page"):
+        parse_document(b"<div>Maintenance</div>", feed_id="t", url="u", now=NOW,
+                       content_type="text/html; charset=utf-8")
+
+
+def test_feed_with_xhtml_doctype_is_still_a_feed() -> None:
+    """An RSS document carrying an XHTML doctype is parsed: its root element decides."""
+    doc = RSS.replace(b"<rss", b'<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0//EN" '
+                               b'"http://site.invalid/">\n<rss', 1)
+    assert len(parse_document(doc, feed_id="t", url="u", now=NOW).entries) == 1
+
+
+def test_feed_served_as_text_html_is_still_a_feed() -> None:
+    """A real feed served with Content-Type text/html is parsed, not refused."""
+    parsed = parse_document(RSS, feed_id="t", url="u", now=NOW, content_type="text/html")
+    assert len(parsed.entries) == 1
+
+
+def test_huge_html_page_reads_only_its_head() -> None:
+    """A feed link past the first 256 KiB is not looked for; a huge page is refused fast."""
+    filler = "<p>" + "x" * 1000 + "</p>"
+    page = _page('<link rel="alternate" type="application/rss+xml" href="/early.xml">',
+                 filler * 8000 + '<link rel="alternate" type="application/rss+xml" '
+                                 'href="/late.xml">')
+    started = time.perf_counter()
+    with pytest.raises(ParseError) as info:
+        parse_document(page, feed_id="t", url="https://x.example/", now=NOW)
+    assert time.perf_counter() - started < 5
+    assert "https://x.example/early.xml" in str(info.value)
+    assert "late.xml" not in str(info.value)
+
+
+def test_entry_key_front_page_link_is_no_identifier() -> None:
+    """Items that all link to the site's front page (scraped feeds) keep distinct keys."""
+    first = entry_key(None, "https://meduza.io/", "Story one", "Body one")
+    assert first.startswith("hash:")
+    assert first != entry_key(None, "https://meduza.io", "Story two", "Body two")
+    assert entry_key(None, "https://x.org/?p=12", "T", "B") == "link:https://x.org/?p=12"
+
+
+def test_rss_ttl_is_read() -> None:
+    """RSS <ttl> (minutes) is passed on; a nonsense value is ignored."""
+    for ttl, minutes in (("60", 60), (" 15 ", 15), ("-5", None), ("soon", None)):
+        doc = RSS.replace(b"<title>Test &amp; Feed</title>",
+                          f"<title>T</title><ttl>{ttl}</ttl>".encode())
+        assert parse_document(doc, feed_id="t", url="u", now=NOW).ttl_minutes == minutes
+
+
+def test_json_feed_is_parsed() -> None:
+    """A JSON Feed (which feedparser 6.0 cannot read) gives entries like RSS does."""
+    doc = json.dumps({
+        "version": "https://jsonfeed.org/version/1.1", "title": "JSON &amp; news",
+        "language": "en", "items": [
+            {"id": 7, "url": "https://example.org/7", "title": "Troops move",
+             "content_html": "<p>North <b>fast</b></p>", "summary": "S & T",
+             "date_published": "2024-09-02T10:00:00+02:00"},
+            {"id": "8", "content_text": "Plain <text> & more",
+             "date_modified": "2024-09-01T10:00:00"}]}).encode()
+    parsed = parse_document(doc, feed_id="j", url="https://example.org/feed.json", now=NOW)
+    assert parsed.title == "JSON & news"
+    first, second = parsed.entries
+    assert (first.key, first.title, first.link) == ("guid:7", "Troops move",
+                                                    "https://example.org/7")
+    assert (first.content, first.summary) == ("North fast", "S & T")
+    assert first.published == datetime(2024, 9, 2, 8, 0, tzinfo=UTC)
+    assert first.language == "en"
+    assert second.body == "Plain <text> & more"
+    assert second.published == datetime(2024, 9, 1, 10, 0, tzinfo=UTC)
+
+
+def test_json_that_is_no_json_feed_is_refused() -> None:
+    """JSON that is not a JSON Feed, or broken JSON, raises a clear ParseError."""
+    with pytest.raises(ParseError, match="not a JSON Feed"):
+        parse_document(b'{"hello": 1}', feed_id="j", url="u", now=NOW)
+    with pytest.raises(ParseError, match="invalid JSON"):
+        parse_document(b'{"version": ' + b"[" * 100_000, feed_id="j", url="u", now=NOW)

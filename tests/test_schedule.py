@@ -19,7 +19,8 @@ B = Bounds(initial_s=900, min_s=120, max_s=6 * 3600)
 POLLING = PollingSettings()
 FEED = Feed("wire", "https://news.example/rss")
 STATE = FeedState("wire", FEED.url)
-OK = FetchResult(FEED.url, 200, b"<rss/>", etag='"v1"', last_modified="Mon, 02 Mar 2026 11:00:00 GMT")
+OK = FetchResult(FEED.url, 200, b"<rss/>", etag='"v1"',
+                 last_modified="Mon, 02 Mar 2026 11:00:00 GMT")
 
 
 def delay(when: datetime) -> float:

@@ -38,12 +38,17 @@ def content_hash(*parts: str) -> str:
 def entry_key(guid: str | None, link: str | None, title: str, body: str) -> str:
     """The stable id of an entry within its feed: guid, else canonical link, else content.
 
-    Prefixed by its origin so a guid can never collide with a hash.
+    A link to a site's front page (no path, no query) identifies no entry: scraped
+    feeds give it to every item, which would make them all one entry.  Prefixed by its
+    origin so a guid can never collide with a hash.
     """
     if guid and guid.strip():
         return "guid:" + guid.strip()[:500]
     if link and link.strip():
-        return "link:" + canonical_url(link)[:500]
+        canonical = canonical_url(link)
+        parts = urlsplit(canonical)
+        if parts.path not in ("", "/") or parts.query:
+            return "link:" + canonical[:500]
     return "hash:" + content_hash(title, body)
 
 

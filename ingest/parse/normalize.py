@@ -1,62 +1,95 @@
-"""feedparser's view of a document, adapted into our :class:`~ingest.model.Entry`."""
+"""A fetched document parsed into our :class:`~ingest.model.Entry` objects.
+
+The readers (:mod:`~ingest.parse.xmlfeed` for RSS, Atom and RDF through feedparser,
+:mod:`~ingest.parse.jsonfeed`) give feedparser's shapes; one adapter makes entries of them.
+"""
 
 from __future__ import annotations
 
-import calendar
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
-
-import feedparser
+from urllib.parse import urljoin, urlsplit
 
 from ingest.errors import ParseError
 from ingest.model import Entry
 from ingest.nlp.language import declared
+from ingest.parse.dates import published_at
 from ingest.parse.dedup import entry_key
+from ingest.parse.jsonfeed import NotJsonFeed, looks_like_json, parse_json_feed
+from ingest.parse.sniff import html_page_problem, is_html, starts_as_html
 from ingest.parse.text import html_to_text, normalise_space
-
-# A publication date further ahead than this is treated as unknown (clock skew or typo).
-FUTURE_TOLERANCE = timedelta(days=1)
-# Dates before this are placeholders (1970-01-01, 1900-01-01), not publication dates.
-EARLIEST_PLAUSIBLE = datetime(1995, 1, 1, tzinfo=UTC)
+from ingest.parse.xmlfeed import RawFeed, read_xml
 
 
 @dataclass(frozen=True)
 class ParsedFeed:
-    """A parsed document: its title, its entries and a warning when feedparser had to guess."""
+    """A parsed document: its title, its entries, and a warning when something in it had to
+    be guessed or mended (malformed XML, a wrong encoding, dates in the future)."""
 
     title: str
     entries: tuple[Entry, ...]
     warning: str | None = None
+    future_dated: int = 0  # entries dated after the fetch time, dated the fetch time instead
+    ttl_minutes: int | None = None  # RSS <ttl>: how long the publisher says to cache it
 
 
 def parse_document(body: bytes, *, feed_id: str, url: str, now: datetime,
                    content_type: str | None = None) -> ParsedFeed:
-    """Parse a feed document.  Raise :class:`ParseError` when it holds no usable feed."""
-    headers = {"content-type": content_type} if content_type else None
-    parsed = feedparser.parse(body, response_headers=headers, sanitize_html=True,
-                              resolve_relative_uris=True)
-    warning = None
-    if parsed.get("bozo"):
-        exc = parsed.get("bozo_exception")
-        warning = f"{type(exc).__name__}: {exc}" if exc else "malformed feed"
-    if not parsed.get("version") and not parsed.entries:
-        reason = warning or "no RSS, Atom or RDF feed found"
-        head = body.lstrip().removeprefix(b"\xef\xbb\xbf").lstrip()[:15].lower()
-        if head.startswith((b"<!doctype html", b"<html")):
-            reason = "this is an HTML page, not a feed"
-        raise ParseError(url, reason)
-    feed_language = parsed.feed.get("language") if parsed.get("feed") else None
-    entries = tuple(normalize_entry(raw, feed_id=feed_id, now=now, feed_language=feed_language)
-                    for raw in parsed.entries)
-    title = html_to_text(parsed.feed.get("title", "")) if parsed.get("feed") else ""
-    return ParsedFeed(title, entries, warning)
+    """Parse a feed document (RSS, Atom, RDF or JSON Feed) fetched from ``url`` at ``now``.
+
+    Raise :class:`ParseError` when it holds no usable feed; for an HTML page, the error
+    names the feeds the page links to.
+    """
+    if starts_as_html(body):
+        raise ParseError(url, html_page_problem(body, url))
+    raw = _read(body, content_type, url)
+    if not raw.found:
+        if is_html(body, content_type):
+            raise ParseError(url, html_page_problem(body, url))
+        raise ParseError(url, raw.warning or "no RSS, Atom, RDF or JSON feed found")
+    feed_language = raw.feed.get("language")
+    entries, future = [], 0
+    for item in raw.entries:
+        entry, in_future = _entry(item, feed_id=feed_id, url=url, now=now,
+                                  feed_language=feed_language)
+        entries.append(entry)
+        future += in_future
+    warning = raw.warning
+    if future:
+        note = (f"{future} entr{'y' if future == 1 else 'ies'} dated in the future: "
+                "dated the fetch time instead")
+        warning = f"{warning}; {note}" if warning else note
+    return ParsedFeed(html_to_text(raw.feed.get("title", "")), tuple(entries), warning, future,
+                      _ttl_minutes(raw.feed.get("ttl")))
+
+
+def _read(body: bytes, content_type: str | None, url: str) -> RawFeed:
+    if looks_like_json(body):
+        try:
+            feed, items = parse_json_feed(body)
+        except NotJsonFeed as exc:
+            raise ParseError(url, str(exc)) from exc
+        return RawFeed(feed, list(items), True)
+    return read_xml(body, content_type, url)
+
+
+def _ttl_minutes(value: object) -> int | None:
+    """RSS ``<ttl>`` in minutes, when it is a whole number from 1 minute to a year."""
+    text = str(value or "").strip()
+    return int(text) if text.isascii() and text.isdigit() and 0 < int(text) <= 525_600 else None
 
 
 def normalize_entry(raw: Mapping[str, Any], *, feed_id: str, now: datetime,
-                    feed_language: str | None = None) -> Entry:
-    """One feedparser entry as an :class:`Entry` (pure: ``now`` judges future dates)."""
+                    feed_language: str | None = None, url: str = "") -> Entry:
+    """One feedparser entry as an :class:`Entry` (pure: ``now`` is the fetch time)."""
+    return _entry(raw, feed_id=feed_id, url=url, now=now, feed_language=feed_language)[0]
+
+
+def _entry(raw: Mapping[str, Any], *, feed_id: str, url: str, now: datetime,
+           feed_language: str | None) -> tuple[Entry, bool]:
+    """The entry, and whether its date lay in the future."""
     title = normalise_space(html_to_text(raw.get("title", "")))
     summary = html_to_text(raw.get("summary", ""))
     contents = [c.get("value", "") for c in raw.get("content", []) or []]
@@ -65,18 +98,27 @@ def normalize_entry(raw: Mapping[str, Any], *, feed_id: str, now: datetime,
         content = ""
     link = (raw.get("link") or "").strip()
     guid = (raw.get("id") or "").strip() or None
-    body = content or summary
-    return Entry(
+    published = published_at(raw, now)
+    entry = Entry(
         feed_id=feed_id,
-        key=entry_key(guid, link, title, body),
+        # The key reads the link as written, so it stays what it always was.
+        key=entry_key(guid, link, title, content or summary),
         title=title,
-        link=link,
+        link=_absolute(link, url),
         summary=summary,
         content=content,
-        published=published_at(raw, now),
+        published=published.when,
         guid=guid,
         language=declared(_entry_language(raw) or feed_language),
     )
+    return entry, published.future
+
+
+def _absolute(link: str, url: str) -> str:
+    """A relative entry link resolved against the feed's URL (http and https feeds only)."""
+    if not link or urlsplit(link).scheme or urlsplit(url).scheme not in ("http", "https"):
+        return link
+    return urljoin(url, link)
 
 
 def _entry_language(raw: Mapping[str, Any]) -> str | None:
@@ -84,25 +126,4 @@ def _entry_language(raw: Mapping[str, Any]) -> str | None:
         detail = raw.get(key)
         if isinstance(detail, Mapping) and detail.get("language"):
             return str(detail["language"])
-    return None
-
-
-def published_at(raw: Mapping[str, Any], now: datetime) -> datetime | None:
-    """The entry's publication time in UTC, or None when missing or implausible.
-
-    Implausible: more than a day ahead of ``now``, or before 1995 (a placeholder date).
-
-    feedparser normalises dates to UTC ``struct_time``; a date without a zone is read as UTC.
-    """
-    for key in ("published_parsed", "updated_parsed", "created_parsed"):
-        # dict.get: FeedParserDict's own lookup maps updated->published with a warning.
-        value = dict.get(raw, key) if isinstance(raw, dict) else raw.get(key)
-        if value:
-            try:
-                when = datetime.fromtimestamp(calendar.timegm(value), tz=UTC)
-            except (OverflowError, ValueError, TypeError):
-                continue
-            if when > now + FUTURE_TOLERANCE or when < EARLIEST_PLAUSIBLE:
-                return None
-            return when
     return None

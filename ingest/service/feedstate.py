@@ -53,7 +53,8 @@ def succeeded(feed: Feed, state: FeedState, result: FetchResult, *, now: datetim
     if result.moved_to and result.moved_to != state.url:
         url = result.moved_to
         moved = (f"moved permanently to {url}: polled there from now on; update the "
-                 f"configured URL ({feed.url})")
+                 f"configured URL ({feed.url})"
+                 + ("; its headers are not sent to the new host" if feed.headers else ""))
         warning = f"{moved}; {warning}" if warning else moved
     elif state.url != feed.url:
         warning = warning or (f"moved permanently to {state.url}: update the configured "
@@ -74,7 +75,8 @@ def succeeded(feed: Feed, state: FeedState, result: FetchResult, *, now: datetim
         error_count=0, failing_since=None, not_found_since=None, last_success_at=now,
         last_new_entry_at=last_new, update_interval_s=1.0 / rate if rate else None,
         fetch_time_avg_s=round(average, 4))
-    return PollRecord(new_state, now, ok=True, warning=warning)
+    return PollRecord(new_state, now, ok=True, warning=warning,
+                      document=not result.not_modified)
 
 
 def failed(feed: Feed, state: FeedState, error: str, *, now: datetime,

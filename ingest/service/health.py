@@ -29,6 +29,7 @@ from ingest.fetch.schedule import RATE_HALF_LIFE_S
 from ingest.model import Alert, Feed
 from ingest.notify.base import Notifier
 from ingest.notify.retry import retry_at
+from ingest.parse.dedup import alert_id
 from ingest.store.base import Notice, PollRecord, Store
 
 log = structlog.get_logger("ingest.health")
@@ -86,7 +87,8 @@ def judge(feed: Feed, record: PollRecord, *, new_entries: int, now: datetime,
 def notice_alert(notice: Notice) -> Alert:
     """A notice as the alert channels know how to send."""
     return Alert(
-        id=f"notice-{notice.id}", rule_id=NOTICE_RULE, rule_title=f"Feed {notice.kind}",
+        id=alert_id(NOTICE_RULE, notice.feed_id, f"notice:{notice.id}"),  # 32 hex, as schema
+        rule_id=NOTICE_RULE, rule_title=f"Feed {notice.kind}",
         severity=_SEVERITY.get(notice.kind, "medium"), tags=(NOTICE_RULE, notice.kind),
         feed_id=notice.feed_id, entry_key=f"notice:{notice.id}", entry_title=notice.message,
         entry_link="", published=notice.created_at, created_at=notice.created_at,

@@ -12,11 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+import httpx
 import structlog
 
 from ingest.config import Settings
 from ingest.errors import FetchError, ParseError, StorageError
 from ingest.fetch.client import Fetcher
+from ingest.fetch.hosts import host_key
 from ingest.fetch.schedule import draw_jitter
 from ingest.model import Entry, Feed, FeedState, FetchResult
 from ingest.service import feedstate
@@ -35,6 +37,17 @@ class RefreshOutcome:
     new_entries: tuple[StoredEntry, ...] = ()
     error: str | None = None
     notice: Notice | None = None
+
+
+def headers_for(feed: Feed, url: str) -> tuple[tuple[str, str], ...]:
+    """The feed's own headers (tokens) go only where it was configured: not to a host a
+    permanent redirect moved it to, nor over plain http when it was https."""
+    if url == feed.url or not feed.headers:
+        return feed.headers
+    here, there = httpx.URL(url), httpx.URL(feed.url)
+    if host_key(here) != host_key(there) or (here.scheme, there.scheme) == ("http", "https"):
+        return ()
+    return feed.headers
 
 
 @dataclass(frozen=True)
@@ -62,7 +75,7 @@ class Poller:
                        flog: structlog.typing.FilteringBoundLogger) -> RefreshOutcome:
         try:
             result = await self.fetcher.fetch(state.url, state.etag, state.last_modified,
-                                              headers=feed.headers)
+                                              headers=headers_for(feed, state.url))
         except FetchError as exc:
             return self._failed(feed, state, str(exc), flog, exc.status, exc.retry_after)
         if result.not_modified:
@@ -76,7 +89,7 @@ class Poller:
             new = await self.store.add_entries(entries, now)
         except ParseError as exc:
             return self._failed(feed, state, str(exc), flog)
-        warnings = [f"feed is malformed but usable: {parsed.warning}"] if parsed.warning else []
+        warnings = [parsed.warning] if parsed.warning else []
         if problems:
             warnings.append(f"full text failed for {len(problems)} item(s): {problems[0]}")
         flog.info("feed.fetched", entries=len(entries), new=len(new),
@@ -97,7 +110,8 @@ class Poller:
         if not fresh:
             return entries, []
         enriched, problems = await with_fulltext(fresh, fetcher=self.fetcher,
-                                                 settings=self.settings.fulltext)
+                                                 settings=self.settings.fulltext,
+                                                 run_cpu=self.runner.run_cpu)
         by_key = {e.key: e for e in enriched}
         return [by_key.get(e.key, e) for e in entries], problems
 

@@ -20,15 +20,17 @@ import asyncio
 import multiprocessing
 import os
 import pickle
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from datetime import date, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from ingest.model import Analysis
 from ingest.nlp.gazetteer import Gazetteer
 from ingest.nlp.pipeline import Analyzer, NlpFeatures
 from ingest.parse.normalize import ParsedFeed, parse_document
+
+T = TypeVar("T")
 
 # Documents larger than this are parsed off the loop by the thread runner.
 OFFLOOP_PARSE_BYTES = 64 * 1024
@@ -48,6 +50,10 @@ class Runner(Protocol):
 
     async def analyze(self, texts: Sequence[str], dates: Sequence[date],
                       gaz: Gazetteer | None = None) -> list[Analysis]: ...
+
+    async def run_cpu(self, func: Callable[..., T], *args: Any) -> T:
+        """Run a picklable module-level function off the loop (e.g. article extraction)."""
+        ...
 
     def close(self) -> None: ...
 
@@ -95,6 +101,9 @@ class ThreadRunner:
         return await loop.run_in_executor(self._nlp, self.analyzer.analyze, list(texts),
                                           list(dates), gaz)
 
+    async def run_cpu(self, func: Callable[..., T], *args: Any) -> T:
+        return await asyncio.to_thread(func, *args)
+
     def close(self) -> None:
         self._nlp.shutdown(wait=True, cancel_futures=True)
 
@@ -137,6 +146,9 @@ class ProcessRunner:
         return await loop.run_in_executor(
             self._pool, _analyze, self._model, self.features, self._batch_size, generation,
             blob, list(texts), list(dates))
+
+    async def run_cpu(self, func: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, func, *args)
 
     async def start(self) -> None:
         """Load the model in a worker now, so a missing model stops the start, not a batch."""

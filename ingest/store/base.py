@@ -164,14 +164,15 @@ class FeedRow:
 @dataclass(frozen=True)
 class PollRecord:
     """What one poll makes of a feed's row: its new state, computed purely beforehand
-    (service/feedstate.py) and written as is.  ``validators`` False keeps the stored
-    ETag and Last-Modified (a 304 or a failure); ``warning`` is a success's caveat."""
+    (service/feedstate.py) and written as is.  ``warning`` is a success's caveat about
+    the document; ``document`` False (a 304) keeps the caveat already stored, since
+    the document it describes has not changed."""
 
     state: FeedState
     polled_at: datetime
     ok: bool
-    validators: bool = False
     warning: str | None = None
+    document: bool = True
 
 
 @dataclass(frozen=True)

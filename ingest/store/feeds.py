@@ -114,8 +114,10 @@ def _poll_values(record: PollRecord) -> dict[str, Any]:
         "health": s.health, "health_since": naive(s.health_since), "etag": s.etag,
         "last_modified": s.last_modified, "error_count": s.error_count,
         "last_polled_at": naive(record.polled_at)}
-    if record.ok:
+    if record.ok and record.document:
         values.update(last_success_at=naive(record.polled_at), warning=record.warning)
+    elif record.ok:
+        values.update(last_success_at=naive(record.polled_at))
     else:
         values.update(last_error=(s.last_error or "")[:2000],
                       last_error_at=naive(record.polled_at))
@@ -123,9 +125,10 @@ def _poll_values(record: PollRecord) -> dict[str, Any]:
 
 
 async def record_polls(conn: AsyncConnection, records: Sequence[PollRecord]) -> None:
-    """Write what each poll made of its feed: one executemany per kind of outcome."""
-    for ok in (True, False):
-        group = [r for r in records if r.ok is ok]
+    """Write what each poll made of its feed: one executemany per kind of outcome
+    (the kinds write different columns)."""
+    for kind in ((True, True), (True, False), (False, True), (False, False)):
+        group = [r for r in records if (r.ok, r.document) == kind]
         if not group:
             continue
         params = [{"b_id": r.state.feed_id, **{f"b_{k}": v for k, v in _poll_values(r).items()}}

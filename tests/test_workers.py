@@ -1,0 +1,68 @@
+"""The worker-process runner: parsing and NLP in spawned processes give what the
+in-process runner gives, and a reloaded gazetteer reaches the workers."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+
+from ingest.nlp.gazetteer import Gazetteer, load_gazetteer
+from ingest.nlp.pipeline import FULL, Analyzer
+from ingest.service.workers import ProcessRunner, ThreadRunner
+
+pytestmark = pytest.mark.slow
+
+NOW = datetime(2026, 3, 2, 12, tzinfo=UTC)
+FEED = b"""<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0"><channel><title>Desk</title><link>https://desk.example/</link>
+<description>d</description><ttl>30</ttl>
+<item><title>Ministers meet in Brussels</title><link>https://desk.example/1</link>
+<guid>1</guid><description>&lt;p&gt;The &lt;b&gt;talks&lt;/b&gt; ended late.&lt;/p&gt;</description>
+<pubDate>Mon, 02 Mar 2026 10:00:00 GMT</pubDate></item>
+</channel></rss>"""
+TEXT = "Test Sam systems were moved to the border, officials in Brussels said on Monday."
+GAZ = """\
+countries:
+  - {code: "BE", name: Belgium}
+entities:
+  - {id: jane-example, name: Jane Example, country: "BE"}
+"""
+
+
+def gazetteer_file(tmp_path: Path, extra: str = "") -> Gazetteer:
+    path = tmp_path / f"gaz{len(extra)}.yaml"
+    path.write_text(GAZ + extra)
+    return load_gazetteer(path)
+
+
+async def test_process_runner_matches_the_thread_runner(tmp_path: Path,
+                                                        analyzer: Analyzer) -> None:
+    """Same documents, same gazetteer: the worker processes give equal results, and a
+    gazetteer put in force by ``configure`` is used by the workers from the next call."""
+    plain = gazetteer_file(tmp_path)
+    richer = gazetteer_file(tmp_path, "  - {id: test-sam, name: Test SAM, label: WEAPON}\n")
+    local = ThreadRunner(Analyzer(analyzer.nlp, plain, 8, FULL))
+    pool = ProcessRunner(1, "en_core_web_sm", plain, FULL, 8)
+    try:
+        await pool.start()
+        parsed = await pool.parse(FEED, feed_id="desk", url="https://desk.example/rss", now=NOW,
+                                  content_type="application/rss+xml")
+        assert parsed == await local.parse(FEED, feed_id="desk", url="https://desk.example/rss",
+                                           now=NOW, content_type="application/rss+xml")
+        assert parsed.ttl_minutes == 30
+        assert parsed.entries[0].summary == "The talks ended late."
+        before = await pool.analyze([TEXT], [date(2026, 3, 2)])
+        assert before == await local.analyze([TEXT], [date(2026, 3, 2)])
+        assert "test-sam" not in {m.id for m in before[0].mentions}
+        pool.configure(richer, FULL)
+        local.configure(richer, FULL)
+        after = await pool.analyze([TEXT], [date(2026, 3, 2)])
+        assert "test-sam" in {m.id for m in after[0].mentions}
+        assert after == await local.analyze([TEXT], [date(2026, 3, 2)])
+        pinned = await pool.analyze([TEXT], [date(2026, 3, 2)], plain)  # a batch started earlier
+        assert "test-sam" not in {m.id for m in pinned[0].mentions}
+    finally:
+        pool.close()
+        local.close()
