@@ -17,6 +17,7 @@ that are the user's to fix carry ``user_error = True``; the CLI exits with code 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
     "ConfigError",
@@ -45,9 +46,23 @@ class Problem:
 
 
 class IngestError(Exception):
-    """Base of every error ingest raises on purpose."""
+    """Base of every error ingest raises on purpose.
+
+    Picklable whatever a subclass's ``__init__`` takes, so that an error raised in a
+    worker process (parsing, NLP) reaches the service as itself.
+    """
 
     user_error = False
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), str(self), dict(self.__dict__)))
+
+
+def _rebuild(cls: type[IngestError], message: str, state: dict[str, Any]) -> IngestError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    error.__dict__.update(state)
+    return error
 
 
 class ConfigError(IngestError):

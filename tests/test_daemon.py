@@ -32,9 +32,12 @@ class SlowService:
         self.finished += 1
         return SimpleNamespace(new_entries=1)
 
-    async def process_pending(self) -> SimpleNamespace:
+    async def process_pending(self, *, stop: asyncio.Event) -> SimpleNamespace:
         self.processed += 1
-        return SimpleNamespace()
+        return SimpleNamespace(processed=0, process_failed=False)
+
+    async def send_notices(self) -> int:
+        return 0
 
     async def finish(self, report: SimpleNamespace) -> SimpleNamespace:
         return report

@@ -307,6 +307,12 @@ def health_settings(tmp_path: Path, feed_server: FeedServer,
         health={"channel": "ops", "failing_after": "0s"})
 
 
+async def poll_and_notify(app: App) -> None:
+    """A poll, then the notice sending that follows it (the daemon runs it after polls)."""
+    await app.poll(force=True)
+    await app.send_notices()
+
+
 async def test_failing_and_recovered_notices_reach_the_health_channel(
         tmp_path: Path, analyzer: Analyzer, feed_server: FeedServer,
         webhook: WebhookReceiver) -> None:
@@ -316,15 +322,15 @@ async def test_failing_and_recovered_notices_reach_the_health_channel(
     clock = ManualClock()
     async with running(health_settings(tmp_path, feed_server, webhook), analyzer,
                        clock) as app:
-        await app.poll(force=True)
+        await poll_and_notify(app)
         failing = [json.loads(r.body) for r in webhook.received]
         clock.advance(minutes=5)
-        await app.poll(force=True)  # still failing: no second notice
+        await poll_and_notify(app)  # still failing: no second notice
         repeated = len(webhook.received)
 
         feed_server.routes["/flaky.xml"] = Route(rss("flaky", 2))
         clock.advance(minutes=5)
-        await app.poll(force=True)
+        await poll_and_notify(app)
         notices = await app.store.notices("flaky")
         row = (await rows(app))["flaky"]
 
@@ -353,16 +359,16 @@ async def test_notice_refused_by_the_channel_is_retried_later_and_sent_once(
     clock = ManualClock()
     async with running(health_settings(tmp_path, feed_server, webhook), analyzer,
                        clock) as app:
-        await app.poll(force=True)
+        await poll_and_notify(app)
         [refused] = await app.store.notices("flaky")
         clock.advance(seconds=10)
-        await app.poll(force=True)  # before the backoff ends: not sent
+        await poll_and_notify(app)  # before the backoff ends: not sent
         waiting = (len(webhook.rejected), len(webhook.received))
         clock.advance(seconds=25)
-        await app.poll(force=True)
+        await poll_and_notify(app)
         [sent] = await app.store.notices("flaky")
         clock.advance(minutes=10)
-        await app.poll(force=True)  # sent: never again
+        await poll_and_notify(app)  # sent: never again
 
     assert (refused.kind, refused.state, refused.attempts) == ("failing", "pending", 1)
     assert "500" in (refused.last_error or "")

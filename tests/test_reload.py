@@ -174,7 +174,7 @@ async def test_shutdown_with_the_watcher_is_prompt(tmp_path: Path, rules: Path,
     with structlog.testing.capture_logs() as logs:
         async with running(Daemon(app)) as task:
             await until(lambda: len(events(logs, "rules.watching")) == 2, "both watchers")
-            await until(lambda: events(logs, "cycle.done"), "the first cycle")
+            await until(lambda: events(logs, "poll.done"), "the first poll")
             os.kill(os.getpid(), signal.SIGTERM)
             await asyncio.wait_for(task, 2)
     assert events(logs, "daemon.stopped")

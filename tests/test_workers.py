@@ -3,14 +3,21 @@ in-process runner gives, and a reloaded gazetteer reaches the workers."""
 
 from __future__ import annotations
 
+import os
+import signal
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
+from test_service import EXPECTED, seed_feeds, settings_for, story
 
+from ingest.model import Feed
 from ingest.nlp.gazetteer import Gazetteer, load_gazetteer
 from ingest.nlp.pipeline import FULL, Analyzer
-from ingest.service.workers import ProcessRunner, ThreadRunner
+from ingest.service.app import App
+from ingest.service.pool import ProcessRunner
+from ingest.service.workers import ThreadRunner
+from ingest.testing import FeedServer, Route, WebhookReceiver
 
 pytestmark = pytest.mark.slow
 
@@ -21,6 +28,11 @@ FEED = b"""<?xml version="1.0" encoding="utf-8"?>
 <item><title>Ministers meet in Brussels</title><link>https://desk.example/1</link>
 <guid>1</guid><description>&lt;p&gt;The &lt;b&gt;talks&lt;/b&gt; ended late.&lt;/p&gt;</description>
 <pubDate>Mon, 02 Mar 2026 10:00:00 GMT</pubDate></item>
+</channel></rss>"""
+EXTRA_FEED = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>Extra</title>
+<link>https://extra.example/</link><description>d</description>
+<item><title>Harbour reopens after storm</title><link>https://extra.example/1</link>
+<guid>x1</guid><description>Ferries ran again on Tuesday.</description></item>
 </channel></rss>"""
 TEXT = "Test Sam systems were moved to the border, officials in Brussels said on Monday."
 GAZ = """\
@@ -66,3 +78,37 @@ async def test_process_runner_matches_the_thread_runner(tmp_path: Path,
     finally:
         pool.close()
         local.close()
+
+
+async def test_service_on_worker_processes_survives_bad_documents_and_dead_workers(
+        tmp_path: Path, feed_server: FeedServer, webhook: WebhookReceiver) -> None:
+    """The service as it runs by default (worker processes): an HTML page fails its own
+    feed only; workers killed between cycles are replaced, and nothing is lost."""
+    feeds = seed_feeds(feed_server)
+    feed_server.routes["/page.html"] = Route(
+        b"<!doctype html><html><head><link rel=alternate type=application/rss+xml "
+        b"href=/news.rss></head><body>News</body></html>", content_type="text/html")
+    feeds.append({"id": "page", "url": feed_server.url("/page.html")})
+    settings = settings_for(tmp_path, feeds, webhook, nlp={"workers": 1},
+                            polling={"host_spacing": 0, "per_host": 8})
+    app = await App.start(settings)
+    try:
+        assert isinstance(app.runner, ProcessRunner)
+        report = await app.run_cycle(force=True)
+        assert set(report.errors) == {"page"}
+        assert "links to a feed at " + feed_server.url("/news.rss") in report.errors["page"]
+        assert {(a.rule_id, story(a.entry_title)) for a in report.alerts} == EXPECTED
+        for pool in (app.runner._cpu, app.runner._nlp):  # kill every worker process
+            for process in list(pool._executor._processes.values()):
+                os.kill(process.pid, signal.SIGKILL)
+        for row in await app.store.feeds():  # make every feed new to the service again
+            await app.store.reset_feed(row.feed.id, NOW)
+        feed_server.routes["/extra.xml"] = Route(EXTRA_FEED)
+        await app.store.sync_feeds([*app.settings.all_feeds(),
+                                    Feed("extra", feed_server.url("/extra.xml"))], NOW)
+        again = await app.run_cycle(force=True)
+        assert set(again.errors) == {"page"}
+        assert again.new_entries == 1 and again.processed == 1
+        assert not await app.store.unprocessed_entries(limit=10)
+    finally:
+        await app.close()

@@ -44,6 +44,10 @@ _DOCUMENT_END = re.compile(r"</(?:body|html)\s*>", re.IGNORECASE)
 _LEFTOVER_ENTITY = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
 # A fragment longer than this is cut before parsing: more text than any rule reads.
 MAX_FRAGMENT_CHARS = 2_000_000
+# Past lxml's nesting limit, fragments up to this length are streamed through html.parser
+# (which keeps script and style out); longer ones just have their tags stripped.
+STREAM_MAX_CHARS = 20_000
+_ANY_TAG = re.compile(r"<[^<>]{0,4000}>")
 
 _local = threading.local()  # an lxml parser must not be shared between threads
 
@@ -64,8 +68,8 @@ def html_to_text(fragment: str) -> str:
     fragment = _DOCUMENT_END.sub("", _CDATA_MARKS.sub("", fragment))
     marked = _BLOCK_TAG.sub(lambda m: f"\n\n{m.group(0)}\n\n", fragment)
     text = _lxml_text(marked)
-    if text is None:
-        text = _stream_text(marked)
+    if text is None:  # nested past libxml2's limit: a streaming parse, linear when long
+        text = _stream_text(marked) if len(marked) <= STREAM_MAX_CHARS else _strip_tags(marked)
     if "&" in text:
         text = _LEFTOVER_ENTITY.sub(_decode_leftover, text)
     return normalise_space(text)
@@ -140,6 +144,12 @@ def _stream_text(marked: str) -> str:
     collector.feed(marked)
     collector.close()
     return "".join(collector.parts)
+
+
+def _strip_tags(marked: str) -> str:
+    """Tags removed by one linear pass (hostile documents only: html.parser is quadratic
+    on some unclosed markup, and lxml has given up on this one)."""
+    return html.unescape(_ANY_TAG.sub(" ", marked))
 
 
 def _decode_leftover(match: re.Match[str]) -> str:

@@ -8,9 +8,11 @@ is opened.  Any failure before the end closes what was opened.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 
 import aiohttp
 import httpx
@@ -27,10 +29,11 @@ from ingest.notify.registry import build_notifier
 from ingest.rules.load import RuleSet, channel_problems, load_rules
 from ingest.service.deliver import Dispatcher
 from ingest.service.health import NoticeSender, log_notice
+from ingest.service.pool import ProcessRunner
 from ingest.service.process import process_entries
-from ingest.service.refresh import Poller
-from ingest.service.workers import ProcessRunner, Runner, ThreadRunner, default_workers
-from ingest.store.base import PollRecord, Store
+from ingest.service.refresh import Poller, RefreshOutcome
+from ingest.service.workers import Runner, ThreadRunner, default_workers
+from ingest.store.base import Store
 from ingest.store.sql import open_store
 
 log = structlog.get_logger("ingest.app")
@@ -58,6 +61,7 @@ class CycleReport:
     suppressed: int = 0  # matches held back by a threshold or dedupe window
     delivered: int = 0
     failed_deliveries: int = 0
+    process_failed: bool = False  # entries were left unprocessed by an error
 
 
 def load_rule_files(settings: Settings) -> tuple[Gazetteer, RuleSet]:
@@ -189,17 +193,27 @@ class App:
         """Poll due feeds (every enabled feed when ``force``) and store their new entries:
         fetch, parse, dedup, store; no NLP, rules or delivery.
 
-        Feeds' rows are written in batches as polls finish (a 304 costs no transaction
-        of its own); a crash loses only unwritten rows, and those feeds are polled again.
+        Feeds' rows (and their health notices, in the same transaction) are written in
+        batches as polls finish, so a 304 costs no transaction of its own; a crash loses
+        only unwritten rows, and those feeds are simply polled again.
         """
         report = CycleReport()
-        due = await self.store.due_feeds(FAR_FUTURE if force else self.clock(), limit=100_000)
-        pending: list[PollRecord] = []
+        due = by_host(await self.store.due_feeds(FAR_FUTURE if force else self.clock(),
+                                                 limit=100_000))
+        pending: list[RefreshOutcome] = []
 
         async def flush() -> None:
             batch = pending[:]
             pending.clear()
-            await self.store.record_polls(batch)
+            try:
+                await self.store.record_polls([o.record for o in batch],
+                                              [o.notice for o in batch if o.notice])
+            except StorageError:
+                pending.extend(batch)  # tried again by the next flush
+                raise
+            for outcome in batch:
+                if outcome.notice is not None:
+                    log_notice(outcome.notice)
 
         async def one(feed: Feed, state: FeedState) -> None:
             outcome = await self.poller.refresh(feed, state)
@@ -209,39 +223,42 @@ class App:
                 report.not_modified += 1
             elif outcome.status == "error" and outcome.error:
                 report.errors[outcome.feed_id] = outcome.error
-            if outcome.notice is not None:
-                log_notice(outcome.notice)
-                await self.store.add_notices([outcome.notice])
-            pending.append(outcome.record)
+            pending.append(outcome)
             if len(pending) >= RECORD_BATCH:
                 await flush()
 
         # The fetcher limits requests in flight (overall and per host); this bounds the
-        # documents held in memory at once.
+        # documents held in memory at once.  Feeds are interleaved by host, so that many
+        # feeds on one host do not take every place while they wait for that host.
         gate = asyncio.Semaphore(self.settings.polling.concurrency * 2)
 
         async def gated(feed: Feed, state: FeedState) -> None:
             async with gate:
                 try:
                     await one(feed, state)
-                except Exception as exc:  # e.g. the database failed for this feed
-                    log.error("feed.crashed", feed_id=feed.id, error=repr(exc))
+                except Exception as exc:  # e.g. the database failed while recording
+                    log.error("poll.record_failed", feed_id=feed.id, error=repr(exc))
                     report.errors[feed.id] = f"{type(exc).__name__}: {exc}"
 
         try:
             await asyncio.gather(*(gated(f, s) for f, s in due))
         finally:
             await flush()
-        await self.notices.send_due(self.clock())
         log.info("poll.done", polled=report.polled, not_modified=report.not_modified,
                  errors=len(report.errors), new_entries=report.new_entries)
         return report
 
-    async def process_pending(self, report: CycleReport | None = None) -> CycleReport:
-        """Analyse, match and record every stored entry not yet processed."""
+    async def send_notices(self) -> int:
+        """Send due feed notices to the health channel (retried with backoff)."""
+        return await self.notices.send_due(self.clock())
+
+    async def process_pending(self, report: CycleReport | None = None, *,
+                              stop: asyncio.Event | None = None) -> CycleReport:
+        """Analyse, match and record every stored entry not yet processed (until ``stop``)."""
         report = report or CycleReport()
         try:
-            while batch := await self.store.unprocessed_entries(limit=500):
+            while not (stop and stop.is_set()) and (
+                    batch := await self.store.unprocessed_entries(limit=500)):
                 # One rule set and gazetteer for the whole batch, whatever reloads do.
                 changes = await process_entries(
                     batch, runner=self.runner, rules=self.rules, store=self.store,
@@ -256,22 +273,35 @@ class App:
                 report.processed += len(batch)
         except Exception:  # the entries stay unprocessed; alerts already made still go out
             log.exception("process.failed")
+            report.process_failed = True
         return report
 
     async def run_cycle(self, *, force: bool = False) -> CycleReport:
-        """Poll due feeds (every enabled feed when ``force``), process, deliver."""
+        """Poll due feeds (every enabled feed when ``force``), process, deliver: one pass,
+        for ``ingest run --once`` and tests (the daemon runs these parts side by side)."""
         report = await self.process_pending(await self.poll(force=force))
-        return await self.finish(report)
+        await self.send_notices()
+        return await self.finish(report, drain=not self.dispatcher.running)
 
-    async def finish(self, report: CycleReport) -> CycleReport:
-        """After processing: prune now and then, hand alerts to delivery, log the cycle."""
+    async def finish(self, report: CycleReport, *, drain: bool = False) -> CycleReport:
+        """After processing: prune now and then, hand alerts to delivery (``drain``: send
+        them here and now, when no daemon's workers do), log the cycle."""
         await self._prune_now_and_then()
-        if self.dispatcher.running:  # the daemon's workers send; tell them there is work
-            self.dispatcher.wake()
-        else:
+        if drain:
             report.delivered, report.failed_deliveries = await self.dispatcher.drain()
+        elif self.dispatcher.running:  # the daemon's workers send; tell them there is work
+            self.dispatcher.wake()
         log.info("cycle.done", polled=report.polled, errors=len(report.errors),
                  new_entries=report.new_entries, processed=report.processed,
                  alerts=len(report.alerts),
                  delivered=report.delivered, failed=report.failed_deliveries)
         return report
+
+
+def by_host(due: list[tuple[Feed, FeedState]]) -> list[tuple[Feed, FeedState]]:
+    """Due feeds interleaved by host (round robin), each host's in their own order."""
+    queues: dict[str, list[tuple[Feed, FeedState]]] = {}
+    for item in due:
+        queues.setdefault(urlsplit(item[1].url).netloc.lower(), []).append(item)
+    return [item for rank in itertools.zip_longest(*queues.values()) for item in rank
+            if item is not None]

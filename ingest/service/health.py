@@ -24,7 +24,6 @@ from datetime import datetime
 import structlog
 
 from ingest.config import HealthSettings
-from ingest.errors import DeliveryError
 from ingest.fetch.schedule import RATE_HALF_LIFE_S
 from ingest.model import Alert, Feed
 from ingest.notify.base import Notifier
@@ -115,7 +114,7 @@ class NoticeSender:
                 continue
             try:
                 await notifier.send(notice_alert(notice))
-            except DeliveryError as exc:
+            except Exception as exc:  # DeliveryError, or a channel's bug: retried alike
                 attempts = notice.attempts + 1
                 state = "dead" if attempts >= MAX_NOTICE_ATTEMPTS else "pending"
                 nlog.warning("notice.failed", error=str(exc), attempts=attempts)

@@ -42,6 +42,7 @@ entries match, never whether they are processed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 from datetime import datetime
 
@@ -67,6 +68,7 @@ class Daemon:
         self._current: asyncio.Task[object] | None = None
         self._processing: asyncio.Task[None] | None = None
         self._process_wanted = asyncio.Event()
+        self._notices: asyncio.Task[None] | None = None
         self._reload_lock = asyncio.Lock()
         self._reload_wanted = asyncio.Event()
         self._triggers: set[str] = set()
@@ -79,6 +81,8 @@ class Daemon:
             report = await self.app.poll()
             if report.new_entries:
                 self._process_wanted.set()
+            if self._notices is None or self._notices.done():  # never holds up a poll
+                self._notices = asyncio.create_task(self._send_notices())
         except asyncio.CancelledError:
             raise
         except Exception:  # one bad cycle must never stop the daemon
@@ -86,16 +90,26 @@ class Daemon:
         finally:
             self._current = None
 
+    async def _send_notices(self) -> None:
+        try:
+            await self.app.send_notices()
+        except Exception:
+            log.exception("notices.failed")
+
     async def _processor(self) -> None:
-        """Process stored entries whenever polls have brought some (and once at start)."""
+        """Process stored entries when polls bring some, and at least every tick (so an
+        entry left by a failed pass is not left waiting for the next new one)."""
+        tick = self.app.settings.polling.tick
         while not self.stop.is_set():
-            await self._process_wanted.wait()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._process_wanted.wait(), tick)
             self._process_wanted.clear()
             if self.stop.is_set():
                 return
             try:
-                report = await self.app.process_pending()
-                await self.app.finish(report)
+                report = await self.app.process_pending(stop=self.stop)
+                if report.processed or report.process_failed:
+                    await self.app.finish(report)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -202,7 +216,7 @@ class Daemon:
         """Give the cycle in flight and the batches being sent ``grace_s`` to finish, then
         cancel them (cancelled sends are made due again at once, see deliver.py)."""
         self._process_wanted.set()  # the processor sees ``stop`` and ends after its batch
-        tasks = {task for task in (self._current, self._processing, sender)
+        tasks = {task for task in (self._current, self._processing, self._notices, sender)
                  if task is not None and not task.done()}
         if not tasks:
             return

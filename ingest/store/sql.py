@@ -154,10 +154,13 @@ class SqlStore:
         async with self._tx() as conn:
             return await feed_rows.rows(conn, now or datetime.now(UTC))
 
-    async def record_polls(self, records: Sequence[PollRecord]) -> None:
-        if records:
+    async def record_polls(self, records: Sequence[PollRecord],
+                           notices: Sequence[Notice] = ()) -> None:
+        """Feeds' rows after their polls, with the notices they raised, in one transaction."""
+        if records or notices:
             async with self._tx() as conn:
                 await feed_rows.record_polls(conn, records)
+                await feed_rows.add_notices(conn, notices)
 
     async def known_keys(self, feed_id: str, keys: Sequence[str]) -> set[str]:
         async with self._tx() as conn:
@@ -166,11 +169,6 @@ class SqlStore:
     async def reset_feed(self, feed_id: str, now: datetime) -> bool:
         async with self._tx() as conn:
             return await feed_rows.reset(conn, feed_id, now)
-
-    async def add_notices(self, notices: Sequence[Notice]) -> None:
-        if notices:
-            async with self._tx() as conn:
-                await feed_rows.add_notices(conn, notices)
 
     async def due_notices(self, now: datetime, limit: int) -> list[Notice]:
         async with self._tx() as conn:
