@@ -1,11 +1,12 @@
-"""What every command shares: the --config option, error handling, durations."""
+"""What every command shares: the --config option, error handling, durations, the store."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Awaitable, Callable
 from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -14,9 +15,13 @@ from ingest.durations import parse_duration
 from ingest.errors import IngestError
 from ingest.logs import configure_logging
 
+if TYPE_CHECKING:
+    from ingest.store.sql import SqlStore
+
 ConfigOpt = Annotated[Path | None, typer.Option(
     "--config", "-c", help="Config file (default: $INGEST_CONFIG, else ./ingest.yaml).")]
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
 def handles_errors(func: F) -> F:
@@ -65,3 +70,27 @@ def require_database(settings: Settings, why: str = "") -> None:
         typer.echo(f"error: no database at {path}{why}; check database_url in "
                    f"{settings.source} (the service creates it when it first runs)", err=True)
         raise typer.Exit(2)
+
+
+def run_with_store(settings: Settings, work: Callable[[SqlStore], Awaitable[T]],
+                   why: str = "") -> T:
+    """Run ``work`` on the configured database, which must exist (the service made it);
+    ``why`` ends the message when it does not (see :func:`require_database`)."""
+    from ingest.store.sql import open_store
+
+    require_database(settings, why)
+
+    async def main() -> T:
+        store = open_store(settings.database_url)
+        try:
+            await store.init()
+            return await work(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(main())
+
+
+def with_store(config: Path | None, work: Callable[[SqlStore], Awaitable[T]]) -> T:
+    """Run ``work`` on the database of the config ``config`` (see :func:`run_with_store`)."""
+    return run_with_store(settings_from(config), work)

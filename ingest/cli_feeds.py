@@ -7,21 +7,25 @@ Header values hold tokens: no command prints them (``list`` shows header names o
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 import sys
-from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 import yaml
 
-from ingest.cli_common import ConfigOpt, handles_errors, require_database, settings_from
+from ingest.atomic import write_atomically
+from ingest.cli_common import (
+    ConfigOpt,
+    handles_errors,
+    require_database,
+    run_with_store,
+    settings_from,
+)
 from ingest.config import Settings
 from ingest.errors import ConfigError, Problem
 from ingest.feedlist import (
@@ -47,13 +51,13 @@ from ingest.feedstatus import (
 from ingest.model import Feed
 from ingest.opml import unrepresentable, write_opml
 from ingest.store.base import FeedRow, Notice
-from ingest.store.sql import SqlStore, open_store
+from ingest.store.sql import SqlStore
 
 feeds_app = typer.Typer(help="The configured feeds: list, status, reset, import, export.",
                         no_args_is_help=True)
-T = TypeVar("T")
 PROGRESS_FROM = 100  # imports of at least this many feeds show a progress bar on a terminal
 SHOWN = 10  # skipped feeds listed one by one, at most
+IN_DATABASE = " (the feeds' status is recorded there)"  # ends "no database at …"
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON document.")]
 
 
@@ -93,21 +97,6 @@ def _feeds_in(path: Path) -> list[Feed]:
         if data is None or (isinstance(data, dict) and not data.get("feeds")):
             return []  # nothing listed yet: importing adds the `feeds:` list
         raise
-
-
-def _run(settings: Settings, work: Callable[[SqlStore], Awaitable[T]]) -> T:
-    """Run ``work`` on the configured database, which must exist (the service made it)."""
-    require_database(settings, " (the feeds' status is recorded there)")
-
-    async def main() -> T:
-        store = open_store(settings.database_url)
-        try:
-            await store.init()
-            return await work(store)
-        finally:
-            await store.close()
-
-    return asyncio.run(main())
 
 
 # -- list -----------------------------------------------------------------------------------
@@ -172,7 +161,7 @@ def feeds_status(
     disabled feeds are not polled. With FEED_ID: that feed in detail, with its notices.
     """
     settings = settings_from(config)
-    require_database(settings, " (the feeds' status is recorded there)")
+    require_database(settings, IN_DATABASE)
     try:
         conf: dict[str, tuple[Feed, str]] | None = {
             f.id: (f, src) for f, src in configured(settings)}
@@ -186,7 +175,7 @@ def feeds_status(
         notices = await store.notices(feed_id, 20) if feed_id else []
         return await store.feeds(now), notices
 
-    rows, notices = _run(settings, work)
+    rows, notices = run_with_store(settings, work, IN_DATABASE)
     by_id = {r.feed.id: r for r in rows}
     ids = sorted(set(by_id) | set(conf or {}))
     if feed_id is not None:
@@ -222,7 +211,7 @@ def feeds_reset(feed_id: Annotated[str, typer.Argument(help="The feed's id.")],
             return None
         return next((r for r in await store.feeds() if r.feed.id == feed_id), None)
 
-    row = _run(settings, work)
+    row = run_with_store(settings, work, IN_DATABASE)
     if row is None:
         try:
             known = any(f.id == feed_id for f, _ in configured(settings))
@@ -340,15 +329,6 @@ def feeds_import(
 
 # -- export ---------------------------------------------------------------------------------
 
-def _write_atomically(path: Path, text: str) -> None:
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        temp.write_text(text, encoding="utf-8")
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
-
-
 @feeds_app.command("export")
 @handles_errors
 def feeds_export(
@@ -385,5 +365,5 @@ def feeds_export(
     if output is None:
         typer.echo(text, nl=False)
         return
-    _write_atomically(output, text)
+    write_atomically(output, text)
     typer.echo(f"{len(feeds)} feeds written to {output}", err=True)

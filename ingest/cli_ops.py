@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import getpass
 import json
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
 
@@ -17,15 +15,13 @@ from ingest.cli_common import (
     ConfigOpt,
     handles_errors,
     parse_since,
-    require_database,
     settings_from,
+    with_store,
 )
 from ingest.rules.policy import Silence
-from ingest.store.sql import SqlStore, open_store
 
 silence_app = typer.Typer(help="Silence alerts for a while (recorded, never sent).",
                           no_args_is_help=True)
-T = TypeVar("T")
 
 
 class MatchState(StrEnum):
@@ -34,22 +30,6 @@ class MatchState(StrEnum):
     below_threshold = "below-threshold"
     deduped = "deduped"
     silenced = "silenced"
-
-
-def with_store(config: Path | None, work: Callable[[SqlStore], Awaitable[T]]) -> T:
-    """Run ``work`` on the configured database, which must exist (the service made it)."""
-    settings = settings_from(config)
-    require_database(settings)
-
-    async def main() -> T:
-        store = open_store(settings.database_url)
-        try:
-            await store.init()
-            return await work(store)
-        finally:
-            await store.close()
-
-    return asyncio.run(main())
 
 
 def _silence_line(s: Silence, now: datetime) -> str:

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ingest.durations import Duration
 from ingest.errors import ConfigError, Problem
-from ingest.feedlist import load_feed_file
+from ingest.feedlist import feed_url_problem, load_feed_file
 from ingest.model import Feed
 from ingest.notify.registry import ChannelSettings
 from ingest.routing import Route, route
@@ -53,6 +53,15 @@ class FeedSettings(_Strict):
     def _slug(cls, v: str) -> str:
         if not _FEED_ID.match(v):
             raise ValueError("use lowercase letters, digits, '.', '_' or '-' (e.g. bbc-world)")
+        return v
+
+    @field_validator("url")
+    @classmethod
+    def _pollable(cls, v: str) -> str:
+        """http(s), file: or a plain path, with no password (see ``feed_url_problem``)."""
+        problem = feed_url_problem(v)
+        if problem is not None:
+            raise ValueError(problem)
         return v
 
     def to_feed(self) -> Feed:

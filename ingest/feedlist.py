@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-import os
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -22,6 +21,7 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import TypeAdapter, ValidationError
 
+from ingest.atomic import write_atomically
 from ingest.errors import ConfigError, Problem
 from ingest.model import Feed
 from ingest.opml import ListedFeed, read_opml
@@ -57,8 +57,17 @@ def _parse_yaml_list(path: Path) -> list[Feed]:
 
 
 def parse_opml(path: Path) -> list[Feed]:
-    """Feeds in an OPML file: every outline with an ``xmlUrl``; categories become tags."""
-    return [item.feed for item in read_opml(path)]
+    """Feeds in an OPML file: every outline with an ``xmlUrl``; categories become tags.
+
+    Every URL must be http(s) without a password (:func:`feed_url_problem`): an OPML
+    list is often shared, and must not make the service read local files.
+    """
+    listed = read_opml(path)
+    problems = [Problem(str(path), item.line, f"xmlUrl: {problem}") for item in listed
+                if (problem := feed_url_problem(item.feed.url, local=False)) is not None]
+    if problems:
+        raise ConfigError(problems)
+    return [item.feed for item in listed]
 
 
 def is_opml(path: Path) -> bool:
@@ -109,6 +118,35 @@ def read_for_import(path: Path) -> tuple[list[ListedFeed], list[Problem]]:
 
 
 # -- checking URLs --------------------------------------------------------------------------
+
+PASSWORD_ADVICE = "put credentials in headers: {Authorization: ...}"
+
+
+def feed_url_problem(url: str, *, local: bool = True) -> str | None:
+    """Why ``url`` cannot be polled as a configured feed, or None.
+
+    http(s) URLs may be, and with ``local`` also ``file:`` URLs and plain paths (a
+    Windows drive letter is a path).  A password in the URL never is: commands print
+    feed URLs, and logs and stored errors hold them.  Lighter than :func:`url_problem`
+    (for imports): ``${VAR}`` references kept as written pass.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        return f"not a valid URL ({exc})"
+    scheme = parts.scheme.lower()
+    if not scheme or scheme == "file" or (len(scheme) == 1 and url[1:3] in (":\\", ":/")):
+        if not local:
+            return ("a local file: a feed list file may name only http:// and https:// "
+                    "feeds, so that a shared list cannot make ingest read local files; "
+                    "list local feeds under `feeds:` in the config")
+    elif scheme not in ("http", "https"):
+        return (f"{scheme}: URLs are not polled; use http://, https://"
+                + (", file:// or a path" if local else ""))
+    if parts.password is not None:
+        return f"holds a password: {PASSWORD_ADVICE}, not in the URL (URLs are shown and logged)"
+    return None
+
 
 def url_problem(url: str) -> str | None:
     """Why ``url`` cannot be imported as a feed, or None: an absolute http(s) URL with a
@@ -308,26 +346,20 @@ def append_feeds(path: Path, feeds: Sequence[Feed], comment: str, *,
     text = path.read_text(encoding="utf-8") if path.exists() else NEW_LIST_HEADER
     new_text, listed = _with_items(text, str(path), feeds, comment, keep_refs)
     before = [f.id for f in _parse_yaml_list(path)] if listed else []
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with temp.open("x", encoding="utf-8") as fh:
-            fh.write(new_text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if path.exists():
-            os.chmod(temp, path.stat().st_mode & 0o7777)
+    added = [f.id for f in feeds]
+
+    def check(temp: Path) -> None:
         try:
             after = [f.id for f in _parse_yaml_list(temp)]
         except ConfigError as exc:
             raise ConfigError([Problem(str(path), None, "ingest could not add the feeds "
                                        "without breaking the file, so it is unchanged: "
                                        f"{exc.problems[0].message}")]) from exc
-        if after != before + [f.id for f in feeds] or set(before) & {f.id for f in feeds}:
+        if after != before + added or set(before) & set(added):
             raise ConfigError([Problem(str(path), None, "ingest could not add the feeds "
                                        "to this file's list, so it is unchanged")])
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
+
+    write_atomically(path, new_text, check=check)
 
 
 def _with_items(text: str, name: str, feeds: Sequence[Feed], comment: str,

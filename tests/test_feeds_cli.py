@@ -13,8 +13,10 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from ingest import cli_feeds
+from ingest.atomic import write_atomically
 from ingest.cli import app
 from ingest.config import load_config
+from ingest.errors import ConfigError
 from ingest.model import Entry, Feed, FeedState
 from ingest.store.base import Notice, PollRecord
 from ingest.store.sql import open_store
@@ -108,8 +110,8 @@ def fill_database(config: Path, now: datetime) -> None:
             await store.add_entries([
                 Entry("wire", f"k{i}", f"Story {i}", f"https://news.example.org/{i}", "", "",
                       now - timedelta(days=i % 7)) for i in range(14)], now)
-            await store.add_notices([Notice("failing", "failing",
-                                            "failing for 2 days: HTTP 503", now)])
+            await store.record_polls([], [Notice("failing", "failing",
+                                               "failing for 2 days: HTTP 503", now)])
         finally:
             await store.close()
 
@@ -499,3 +501,101 @@ def test_export_to_stdout(tmp_path: Path) -> None:
     assert ('<outline type="rss" text="Example wire" title="Example wire" '
             'xmlUrl="https://news.example.org/wire.xml" id="wire" category="world,wire"/>'
             in result.stdout)
+
+
+# -- URLs the config refuses ----------------------------------------------------------------
+
+
+def test_password_in_a_feed_url_is_refused_with_advice(tmp_path: Path) -> None:
+    """A password in a feed URL (config or YAML list) is a located error with advice,
+    and the error does not repeat the password."""
+    config = write_config(tmp_path, extra="feeds:\n  - id: secret\n"
+                          "    url: https://bob:hunter2@news.example.com/rss\n", feeds=None)
+    with pytest.raises(ConfigError) as caught:
+        load_config(config)
+    message = str(caught.value)
+    assert f"{config}:6: feeds.0.url: " in message
+    assert "put credentials in headers: {Authorization: ...}" in message
+    assert "hunter2" not in message
+
+    listed = write_config(tmp_path, feeds="feeds:\n  - id: secret\n"
+                          "    url: https://bob:hunter2@news.example.com/rss\n")
+    with pytest.raises(ConfigError, match=r"feeds\.yaml:3: feeds\.0\.url: .*holds a password"):
+        load_config(listed).all_feeds()
+
+
+def test_feed_url_schemes(tmp_path: Path) -> None:
+    """http(s), file: and plain paths are feeds; ftp: is a located error."""
+    feeds = ("feeds:\n  - {id: a, url: 'https://a.example.com/rss'}\n"
+             "  - {id: b, url: 'HTTP://b.example.com/rss'}\n"
+             "  - {id: c, url: 'file:///srv/feeds/c.xml'}\n"
+             "  - {id: d, url: 'feeds/d.xml'}\n"
+             "  - {id: e, url: 'https://user@e.example.com/rss'}\n")
+    config = write_config(tmp_path, extra=feeds, feeds=None)
+    assert [f.id for f in load_config(config).all_feeds()] == ["a", "b", "c", "d", "e"]
+    config.write_text(config.read_text(encoding="utf-8")
+                      + "  - {id: f, url: 'ftp://files.example.com/f.xml'}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"ingest\.yaml:10: feeds\.5\.url: .*ftp: URLs are "
+                                          r"not polled; use http://, https://, file://"):
+        load_config(config)
+
+
+def test_opml_feed_file_may_not_name_local_files(tmp_path: Path) -> None:
+    """An OPML list in feed_files naming a file: URL or a path is refused, each outline
+    located; http(s) outlines alone load."""
+    config = write_config(tmp_path, extra="feed_files: [subs.opml]\n", feeds=None)
+    subs = tmp_path / "subs.opml"
+    subs.write_text(opml([outline("Good", "https://good.example.com/rss"),
+                          outline("Passwd", "file:///etc/passwd"),
+                          outline("Local", "/srv/feeds/local.xml"),
+                          outline("Secret", "https://bob:hunter2@x.example.com/rss")]),
+                    encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(config).all_feeds()
+    lines = subs.read_text(encoding="utf-8").splitlines()
+    problems = {p.line: p.message for p in caught.value.problems}
+    for url, why in (("file:///etc/passwd", "a local file"),
+                     ("/srv/feeds/local.xml", "a local file"),
+                     ("https://bob:hunter2@x.example.com/rss", "holds a password")):
+        line = next(i for i, text in enumerate(lines, 1) if f'xmlUrl="{url}"' in text)
+        assert problems[line].startswith(f"xmlUrl: {why}")
+    assert len(problems) == 3
+    assert all(p.file == str(subs) for p in caught.value.problems)
+    subs.write_text(opml([outline("Good", "https://good.example.com/rss")]), encoding="utf-8")
+    assert [f.id for f in load_config(config).all_feeds()] == ["good"]
+
+
+# -- writing files whole --------------------------------------------------------------------
+
+
+def test_export_over_a_file_keeps_its_mode_and_leaves_no_temp_file(tmp_path: Path) -> None:
+    """Exporting over an existing file replaces it whole with its mode kept."""
+    config = write_config(tmp_path)
+    out = tmp_path / "out" / "feeds.opml"
+    out.parent.mkdir()
+    out.write_text("old", encoding="utf-8")
+    out.chmod(0o640)
+    result = ingest("feeds", "export", "--output", str(out), "--config", str(config))
+    assert result.exit_code == 0, result.output
+    assert out.read_text(encoding="utf-8").startswith("<?xml")
+    assert out.stat().st_mode & 0o777 == 0o640
+    assert [p.name for p in out.parent.iterdir()] == ["feeds.opml"]
+
+
+def test_write_atomically_check_failure_keeps_the_file(tmp_path: Path) -> None:
+    """When the check refuses the new text, the file is unchanged and no temp file stays."""
+    target = tmp_path / "list.yaml"
+    target.write_text("feeds: []\n", encoding="utf-8")
+    seen: list[str] = []
+
+    def refuse(temp: Path) -> None:
+        seen.append(temp.read_text(encoding="utf-8"))
+        raise ConfigError([])
+
+    with pytest.raises(ConfigError):
+        write_atomically(target, "broken", check=refuse)
+    assert seen == ["broken"]
+    assert target.read_text(encoding="utf-8") == "feeds: []\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["list.yaml"]
+    write_atomically(tmp_path / "new.yaml", "feeds: []\n")
+    assert (tmp_path / "new.yaml").read_text(encoding="utf-8") == "feeds: []\n"

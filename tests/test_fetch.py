@@ -5,13 +5,18 @@ Hostile servers (caps, timeouts, redirects, politeness) are in test_fetch_hostil
 
 from __future__ import annotations
 
+import asyncio
+import os
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from ingest.config import PollingSettings
 from ingest.errors import FetchError
 from ingest.fetch.client import Fetcher, make_http_client
+from ingest.fetch.hosts import same_origin
 from ingest.testing import FeedServer, Route
 
 FEED = b"""<?xml version="1.0"?>
@@ -168,8 +173,57 @@ async def test_fetch_file_over_limit_raises(tmp_path: Path) -> None:
             await Fetcher(client, _polling(max_body_bytes=1024)).fetch(str(path))
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+async def test_fetch_fifo_refused_at_once(tmp_path: Path) -> None:
+    """A FIFO with no writer is refused as not a regular file, without waiting for one."""
+    fifo = tmp_path / "feed.xml"
+    os.mkfifo(fifo)
+    started = time.monotonic()
+    async with make_http_client(PollingSettings()) as client:
+        with pytest.raises(FetchError, match="not a regular file"):
+            await asyncio.wait_for(Fetcher(client, _polling()).fetch(str(fifo)), 5)
+    assert time.monotonic() - started < 2
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
+async def test_fetch_device_refused() -> None:
+    """/dev/zero (size 0, endless) is refused as not a regular file."""
+    async with make_http_client(PollingSettings()) as client:
+        with pytest.raises(FetchError, match="not a regular file"):
+            await asyncio.wait_for(Fetcher(client, _polling()).fetch("file:///dev/zero"), 5)
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs /proc")
+async def test_fetch_file_larger_than_its_stat_size_refused() -> None:
+    """A /proc file (stat size 0, several KiB when read) is cut at the cap and refused."""
+    assert Path("/proc/self/maps").stat().st_size == 0
+    async with make_http_client(PollingSettings()) as client:
+        with pytest.raises(FetchError, match="more than 1024 bytes exceeds the 1024-byte"):
+            await Fetcher(client, _polling(max_body_bytes=1024)).fetch("/proc/self/maps")
+
+
 async def test_fetch_unsupported_scheme_raises() -> None:
     """An ftp:// URL raises FetchError about the unsupported scheme."""
     async with make_http_client(PollingSettings()) as client:
         with pytest.raises(FetchError, match="unsupported URL scheme"):
             await Fetcher(client, _polling()).fetch("ftp://example.org/feed.xml")
+
+
+# --- same_origin (pure) -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("origin", "target", "same"), [
+    ("https://a.example/rss", "https://A.example/other", True),
+    ("http://a.example/rss", "http://a.example:80/x", True),
+    ("http://a.example/rss", "https://a.example/rss", True),  # upgrade, default ports
+    ("https://a.example/rss", "http://a.example/rss", False),  # downgrade
+    ("https://a.example:8443/rss", "http://a.example:8443/rss", False),
+    ("http://a.example:8080/rss", "https://a.example:8443/rss", False),
+    ("http://a.example/rss", "https://a.example:8443/rss", False),
+    ("https://a.example/rss", "https://a.example:8443/rss", False),
+    ("https://a.example/rss", "https://b.example/rss", False),
+    ("http://a.example/rss", "https://b.example/rss", False),
+])
+def test_same_origin(origin: str, target: str, same: bool) -> None:
+    """Same host:port and no downgrade, or an http -> https upgrade on the same host."""
+    assert same_origin(httpx.URL(origin), httpx.URL(target)) is same

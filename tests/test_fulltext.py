@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import sys
+import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import asynccontextmanager
@@ -347,6 +348,31 @@ async def test_slow_page_times_out_alone(feed_server: FeedServer) -> None:
     assert out[1].content == "\n\n".join(PARAGRAPHS)
     assert len(problems) == 1
     assert problems[0].startswith(f"{feed_server.url('/slow')}: timed out after 0.5s")
+
+
+async def test_deadline_keeps_finished_articles_and_teasers_of_the_rest(
+        feed_server: FeedServer) -> None:
+    """At the deadline the slow pages are abandoned (teasers kept, one problem line);
+    the article read before it keeps its text, and the call returns on time."""
+    extract_job(ARTICLE, "https://x.example/", HTML, 2_000)  # extraction's imports, warm
+    feed_server.routes["/story"] = Route(ARTICLE, HTML)
+    for slow in ("/slow1", "/slow2"):
+        feed_server.routes[slow] = Route(ARTICLE, HTML, delay_s=5.0)
+    entries = [_entry("a", feed_server.url("/story")), _entry("s1", feed_server.url("/slow1")),
+               _entry("s2", feed_server.url("/slow2"))]
+    polling = PollingSettings(host_spacing=0, timeout=30)
+    started = time.monotonic()
+    async with make_http_client(polling) as client:
+        fetcher = Fetcher(client, polling)
+        out, problems = await with_fulltext(entries, fetcher=fetcher,
+                                            settings=FulltextSettings(), deadline_s=1.5)
+        assert time.monotonic() - started < 4
+        # The abandoned requests gave their host slots back (per_host is 2).
+        again = await asyncio.wait_for(fetcher.fetch(feed_server.url("/story")), 2)
+        assert again.status == 200
+    assert out[0].content == "\n\n".join(PARAGRAPHS)
+    assert out[1:] == entries[1:]
+    assert problems == ["full text stopped after 1.5s: 2 article(s) keep their teaser"]
 
 
 async def test_failed_extraction_keeps_teaser(feed_server: FeedServer) -> None:

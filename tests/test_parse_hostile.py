@@ -218,3 +218,18 @@ def test_many_entries_parse_in_bounded_time() -> None:
     started = time.perf_counter()
     assert len(parse(body).entries) == 20_000
     assert time.perf_counter() - started < 10
+
+
+@pytest.mark.parametrize("ttl", ["9" * 5000, "0" * 5000 + "60", "-60", "1e9", "99999999"])
+def test_absurd_ttl_is_ignored(ttl: str) -> None:
+    """A <ttl> of thousands of digits (int() refuses > 4,300) or out of range gives no hint."""
+    body = rss(*RUSSIAN).replace("<title>Лента</title>", f"<title>Лента</title><ttl>{ttl}</ttl>")
+    parsed = parse(body.encode())
+    assert parsed.ttl_minutes is None
+    assert parsed.entries[0].title == RUSSIAN[0]
+
+
+def test_sane_ttl_is_read() -> None:
+    """A <ttl> of 60 minutes, spaces around it, is read."""
+    body = rss(*RUSSIAN).replace("<title>Лента</title>", "<title>Лента</title><ttl> 60 </ttl>")
+    assert parse(body.encode()).ttl_minutes == 60

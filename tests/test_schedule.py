@@ -7,10 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from ingest import httpdates
 from ingest.config import HealthSettings, PollingSettings
 from ingest.fetch import schedule
 from ingest.fetch.schedule import Bounds
 from ingest.model import Feed, FeedState, FetchResult
+from ingest.notify import retry
 from ingest.service import feedstate
 from ingest.service.health import expected_interval_s, judge
 
@@ -97,6 +99,18 @@ def test_retry_after_is_honoured_within_min_interval_and_a_day() -> None:
     assert schedule.retry_after_s("120", NOW) == 120
     assert schedule.retry_after_s("Mon, 02 Mar 2026 12:10:00 GMT", NOW) == 600
     assert schedule.retry_after_s("soon", NOW) is None
+
+
+def test_feeds_and_deliveries_read_retry_after_alike() -> None:
+    """One reader of Retry-After and HTTP dates serves the schedule and delivery retries."""
+    assert schedule.retry_after_s is retry.parse_retry_after is httpdates.retry_after_s
+    assert schedule.http_date is httpdates.http_date
+    assert httpdates.retry_after_s(" 30 ", NOW) == 30
+    assert httpdates.retry_after_s("Mon, 02 Mar 2026 11:00:00 GMT", NOW) == 0.0  # past
+    assert httpdates.retry_after_s("", NOW) is None
+    assert httpdates.retry_after_s("\u0661\u0662", NOW) is None  # Arabic-Indic digits
+    assert httpdates.http_date("Mon, 02 Mar 2026 12:10:00") == NOW + timedelta(minutes=10)
+    assert httpdates.http_date("yesterday") is None
 
 
 def test_jitter_adds_at_most_ten_percent() -> None:

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import stat
 import time
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from pathlib import Path
@@ -183,13 +185,38 @@ class Fetcher:
 
     async def _read_file(self, url: str, path: Path) -> FetchResult:
         started = time.monotonic()
-        limit = self._settings.max_body_bytes
-        try:
-            size = path.stat().st_size
-            if size > limit:
-                raise FetchError(url, f"file of {size} bytes exceeds the {limit}-byte limit")
-            body = await asyncio.to_thread(path.read_bytes)
-        except OSError as exc:
-            raise FetchError(url, f"cannot read {path}: {exc.strerror}") from exc
+        body = await asyncio.to_thread(_read_capped, url, path, self._settings.max_body_bytes)
         return FetchResult(url, 200, body, elapsed_s=time.monotonic() - started,
                            wire_bytes=len(body))
+
+
+def _read_capped(url: str, path: Path, limit: int) -> bytes:
+    """The bytes of the regular file at ``path`` if it holds at most ``limit``; FetchError if not.
+
+    A FIFO, a device (``/dev/zero``), a socket or a folder is refused before anything is
+    read: the file is opened without blocking (a FIFO would wait for a writer) and checked
+    with ``fstat``.  Its size is not trusted (``/proc`` files say 0), so at most
+    ``limit + 1`` bytes are read.  Blocking: run it off the event loop.
+    """
+    nonblocking = getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, os.O_RDONLY | nonblocking | getattr(os, "O_NOCTTY", 0))
+    except OSError as exc:
+        raise FetchError(url, f"cannot read {path}: {exc.strerror}") from exc
+    with open(fd, "rb") as fh:
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise FetchError(url, f"cannot read {path}: not a regular file (only regular "
+                                 "files are read, never a FIFO, device, socket or folder)")
+            if info.st_size > limit:
+                raise FetchError(url, f"file of {info.st_size} bytes exceeds the "
+                                 f"{limit}-byte limit")
+            if nonblocking:
+                os.set_blocking(fd, True)
+            body = fh.read(limit + 1)
+        except OSError as exc:
+            raise FetchError(url, f"cannot read {path}: {exc.strerror}") from exc
+    if len(body) > limit:
+        raise FetchError(url, f"file of more than {limit} bytes exceeds the {limit}-byte limit")
+    return body

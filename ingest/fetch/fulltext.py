@@ -36,7 +36,8 @@ RunCpu = Callable[..., Awaitable[Any]]
 
 async def with_fulltext(entries: Sequence[Entry], *, fetcher: Fetcher,
                         settings: FulltextSettings, run_cpu: RunCpu | None = None,
-                        fanout: int = FANOUT) -> tuple[list[Entry], list[str]]:
+                        fanout: int = FANOUT,
+                        deadline_s: float | None = None) -> tuple[list[Entry], list[str]]:
     """``entries`` with ``content`` set to their linked article's text, and the problems met.
 
     Only entries with an http(s) link and a body shorter than ``settings.max_chars``
@@ -44,6 +45,11 @@ async def with_fulltext(entries: Sequence[Entry], *, fetcher: Fetcher,
     An entry takes the article's text when it is longer than its body; nothing else of
     it changes (never its key).  Each problem is one short line, e.g.
     ``"https://…/story: HTTP 404 Not Found"``.  Never raises for a page's problems.
+
+    ``deadline_s`` bounds the whole call (the service passes twice the polling timeout),
+    so that one feed's pages cannot stall its poll: articles not done by then are
+    abandoned and keep their teaser (one problem line says how many); those done keep
+    their text.
     """
     run = run_cpu or asyncio.to_thread
     wanted: dict[str, list[int]] = {}  # link -> indexes of the entries carrying it
@@ -63,21 +69,43 @@ async def with_fulltext(entries: Sequence[Entry], *, fetcher: Fetcher,
         async with gate:
             return await _article(link, fetcher, settings.max_chars, run)
 
-    async with asyncio.TaskGroup() as group:
-        tasks = {link: group.create_task(gated(link)) for link in wanted}
+    tasks = {link: asyncio.create_task(gated(link)) for link in wanted}
+    await _wait(list(tasks.values()), deadline_s)
     out = list(entries)
     problems: list[str] = []
+    late = 0
     for link, task in tasks.items():
+        if task.cancelled():
+            late += 1
+            continue
         text, problem = task.result()
         if problem:
             problems.append(problem)
         for index in wanted[link]:
             if text and len(text) > len(out[index].body):
                 out[index] = replace(out[index], content=text)
+    if late:
+        problems.append(f"full text stopped after {deadline_s:g}s: {late} article(s) "
+                        "keep their teaser")
     if skipped:
         problems.append(f"{skipped} more article(s) not fetched: fulltext.max_per_poll is "
                         f"{settings.max_per_poll}")
     return out, problems
+
+
+async def _wait(tasks: list[asyncio.Task[Any]], timeout: float | None) -> None:
+    """Wait for ``tasks`` up to ``timeout`` (None: no limit), then cancel those not done
+    (also when the caller is cancelled) and wait for them to unwind, so that their
+    requests give back their host slots before this returns."""
+    try:
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
+    finally:
+        unfinished = [t for t in tasks if not t.done()]
+        for task in unfinished:
+            task.cancel()
+        if unfinished:
+            await asyncio.wait(unfinished)
 
 
 async def _article(link: str, fetcher: Fetcher, max_chars: int,

@@ -33,6 +33,27 @@ def host_key(url: httpx.URL) -> str:
     return f"{url.host.lower()}:{port}"
 
 
+def same_origin(origin: httpx.URL, target: httpx.URL) -> bool:
+    """Whether a feed's own headers (tokens), configured for ``origin``, may go to ``target``.
+
+    * The same ``host:port`` (:func:`host_key`): yes, unless ``target`` downgrades https
+      to plain http (the token would cross the network in clear).
+    * An upgrade from http to https on the same host, from its default port to the
+      default one (``http://host/`` to ``https://host/``): yes, the token is safer there.
+    * Anything else, another host or another port: no.
+
+    Used for redirects (:mod:`ingest.fetch.redirects`) and for a feed polled at the URL a
+    permanent redirect moved it to.
+    """
+    if (origin.scheme, target.scheme) == ("https", "http"):
+        return False
+    if host_key(origin) == host_key(target):
+        return True
+    return ((origin.scheme, target.scheme) == ("http", "https")
+            and origin.host.lower() == target.host.lower()
+            and origin.port is None and target.port is None)  # httpx: None is the default
+
+
 class _Host:
     """One host's state: its in-flight slots, when its next request may start, its users."""
 

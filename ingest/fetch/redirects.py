@@ -13,7 +13,7 @@ from __future__ import annotations
 import httpx
 
 from ingest.errors import FetchError
-from ingest.fetch.hosts import host_key
+from ingest.fetch.hosts import same_origin
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 PERMANENT_STATUSES = frozenset({301, 308})
@@ -32,7 +32,7 @@ class Redirects:
         self._max = max_redirects
         self.chain = [start]
         self.permanent = True  # every hop so far was 301 or 308
-        self.left_origin = False  # a hop went to another host:port, or https -> http
+        self.left_origin = False  # a hop left the origin (see hosts.same_origin)
 
     @property
     def current(self) -> httpx.URL:
@@ -70,8 +70,7 @@ class Redirects:
                              f"{self._max}); last Location {_show(location)!r}")
         if status not in PERMANENT_STATUSES:
             self.permanent = False
-        if host_key(target) != host_key(here) or (here.scheme, target.scheme) == ("https",
-                                                                                  "http"):
+        if not same_origin(self.chain[0], target):
             self.left_origin = True
         self.chain.append(target)
         return target

@@ -24,8 +24,11 @@ import math
 import random
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
+from datetime import datetime, timedelta
+
+# Re-exported: callers read them here, with the rest of the schedule.
+from ingest.httpdates import http_date as http_date
+from ingest.httpdates import retry_after_s as retry_after_s
 
 RATE_HALF_LIFE_S = 12 * 3600.0
 MAX_RETRY_AFTER_S = 86400.0
@@ -44,17 +47,6 @@ class Bounds:
 
     def clamp(self, seconds: float) -> float:
         return min(max(seconds, self.min_s), max(self.max_s, self.min_s))
-
-
-def http_date(value: str | None) -> datetime | None:
-    """An HTTP date header as an aware datetime, or None when absent or unreadable."""
-    if not value:
-        return None
-    try:
-        when = parsedate_to_datetime(value.strip())
-    except (TypeError, ValueError, IndexError):
-        return None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when
 
 
 def freshness_hint(*, now: datetime, ttl_minutes: int | None = None,
@@ -78,17 +70,6 @@ def freshness_hint(*, now: datetime, ttl_minutes: int | None = None,
         if until is not None:
             hints.append(max(0.0, (until - served).total_seconds()))
     return max(hints, default=None)
-
-
-def retry_after_s(value: str | None, now: datetime) -> float | None:
-    """Seconds a ``Retry-After`` header asks for (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isascii() and value.isdigit():
-        return float(value)
-    when = http_date(value)
-    return None if when is None else max(0.0, (when - now).total_seconds())
 
 
 def rate_from_dates(published: list[datetime]) -> float | None:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
+from datetime import datetime, timedelta
+
+from ingest import httpdates
 
 FIRST_RETRY_S = 30.0
 MAX_RETRY_S = 3600.0
 MAX_RETRY_AFTER_S = 86400.0  # a receiver asking for more than a day is capped at a day
+
+# Seconds a ``Retry-After`` header asks for (delta-seconds or an HTTP date), or None.
+parse_retry_after = httpdates.retry_after_s
 
 
 def retry_at(now: datetime, attempts: int, *, first_s: float = FIRST_RETRY_S,
@@ -25,22 +29,6 @@ def retry_at(now: datetime, attempts: int, *, first_s: float = FIRST_RETRY_S,
     if retry_after_s is not None:
         delay = max(delay, min(retry_after_s, MAX_RETRY_AFTER_S))
     return now + timedelta(seconds=delay * (1 + 0.1 * min(max(jitter, 0.0), 1.0)))
-
-
-def parse_retry_after(value: str | None, now: datetime) -> float | None:
-    """Seconds a ``Retry-After`` header asks for (delta-seconds or an HTTP date), or None."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isascii() and value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
 
 
 def settle_failure(*, attempts: int, created_at: datetime | None, now: datetime,

@@ -76,9 +76,15 @@ def _read(body: bytes, content_type: str | None, url: str) -> RawFeed:
 
 
 def _ttl_minutes(value: object) -> int | None:
-    """RSS ``<ttl>`` in minutes, when it is a whole number from 1 minute to a year."""
+    """RSS ``<ttl>`` in minutes, when it is a whole number from 1 minute to a year.
+
+    The length is checked first: ``int()`` refuses more than 4,300 digits (ValueError).
+    """
     text = str(value or "").strip()
-    return int(text) if text.isascii() and text.isdigit() and 0 < int(text) <= 525_600 else None
+    if len(text) > 7 or not (text.isascii() and text.isdigit()):
+        return None
+    minutes = int(text)
+    return minutes if 0 < minutes <= 525_600 else None
 
 
 def normalize_entry(raw: Mapping[str, Any], *, feed_id: str, now: datetime,

@@ -18,7 +18,7 @@ import structlog
 from ingest.config import Settings
 from ingest.errors import FetchError, ParseError, StorageError
 from ingest.fetch.client import Fetcher
-from ingest.fetch.hosts import host_key
+from ingest.fetch.hosts import same_origin
 from ingest.fetch.schedule import draw_jitter
 from ingest.model import Entry, Feed, FeedState, FetchResult
 from ingest.service import feedstate
@@ -41,13 +41,11 @@ class RefreshOutcome:
 
 def headers_for(feed: Feed, url: str) -> tuple[tuple[str, str], ...]:
     """The feed's own headers (tokens) go only where it was configured: not to a host a
-    permanent redirect moved it to, nor over plain http when it was https."""
+    permanent redirect moved it to, nor over plain http when it was https
+    (:func:`~ingest.fetch.hosts.same_origin`)."""
     if url == feed.url or not feed.headers:
         return feed.headers
-    here, there = httpx.URL(url), httpx.URL(feed.url)
-    if host_key(here) != host_key(there) or (here.scheme, there.scheme) == ("http", "https"):
-        return ()
-    return feed.headers
+    return feed.headers if same_origin(httpx.URL(feed.url), httpx.URL(url)) else ()
 
 
 @dataclass(frozen=True)
@@ -111,7 +109,8 @@ class Poller:
             return entries, []
         enriched, problems = await with_fulltext(fresh, fetcher=self.fetcher,
                                                  settings=self.settings.fulltext,
-                                                 run_cpu=self.runner.run_cpu)
+                                                 run_cpu=self.runner.run_cpu,
+                                                 deadline_s=2 * self.settings.polling.timeout)
         by_key = {e.key: e for e in enriched}
         return [by_key.get(e.key, e) for e in entries], problems
 
