@@ -307,6 +307,11 @@ def health_settings(tmp_path: Path, feed_server: FeedServer,
         health={"channel": "ops", "failing_after": "0s"})
 
 
+def json_list(value: object) -> list[object]:
+    """A JSON column as read back (a list, or its text on some drivers)."""
+    return json.loads(value) if isinstance(value, str) else list(value or [])
+
+
 async def poll_and_notify(app: App) -> None:
     """A poll, then the notice sending that follows it (the daemon runs it after polls)."""
     await app.poll(force=True)
@@ -348,6 +353,29 @@ async def test_failing_and_recovered_notices_reach_the_health_channel(
     assert [(n.kind, n.state) for n in notices] == [("recovered", "sent"), ("failing", "sent")]
     assert problems(alert) == problems(recovered) == []  # the published payload schema
     assert row.state.health == "ok" and row.entries_seen == 2
+
+
+async def test_many_feeds_failing_at_once_make_one_notice(
+        tmp_path: Path, analyzer: Analyzer, feed_server: FeedServer,
+        webhook: WebhookReceiver) -> None:
+    """An outage failing twelve feeds sends one grouped alert naming them, not twelve."""
+    feeds = []
+    for i in range(12):
+        feed_server.routes[f"/down{i}.xml"] = Route(b"down", status=503)
+        feeds.append({"id": f"down{i:02d}", "url": feed_server.url(f"/down{i}.xml")})
+    settings = settings_for(tmp_path, feeds,
+                            channels={"ops": {"type": "webhook", "url": webhook.url("/ops")}},
+                            health={"channel": "ops", "failing_after": "0s"},
+                            polling={"per_host": 12, "host_spacing": 0})
+    async with running(settings, analyzer, ManualClock()) as app:
+        await poll_and_notify(app)
+        notices = await app.store.notices()
+    [alert] = [json.loads(r.body) for r in webhook.received]
+    assert alert["entry"]["title"].startswith("12 feeds failing: down")
+    assert "and 2 more" in alert["entry"]["title"]
+    assert alert["snippet"].count("has failed every poll") == 12
+    assert problems(alert) == []
+    assert sorted((n.kind, n.state) for n in notices) == [("failing", "sent")] * 12
 
 
 async def test_notice_refused_by_the_channel_is_retried_later_and_sent_once(
@@ -445,7 +473,11 @@ async def test_feed_headers_are_sent_and_never_shown(tmp_path: Path, analyzer: A
         async with running(settings_for(tmp_path, feeds), analyzer) as app:
             await app.poll(force=True)
             by_id = await rows(app)
+            async with app.store.engine.connect() as conn:  # type: ignore[attr-defined]
+                stored = [r[0] for r in await conn.execute(text("SELECT headers FROM feeds"))]
 
+    assert TOKEN not in repr(stored)  # header values never reach the database
+    assert ["Authorization", ""] in [h for row in stored for h in json_list(row)]
     seen = {path: lower(headers) for path, headers in feed_server.requests}
     assert seen["/private.xml"]["authorization"] == f"Bearer {TOKEN}"
     assert "authorization" not in seen["/elsewhere.xml"]  # another host: not forwarded

@@ -120,7 +120,8 @@ class App:
         self.runner = runner
         self.rules = rules
         self.fetcher = Fetcher(fetch_http, settings.polling)
-        self.poller = Poller(self.fetcher, store, runner, settings, clock)
+        self.poller = Poller(self.fetcher, store, runner, settings, clock,
+                             {f.id: f.headers for f in settings.all_feeds() if f.headers})
         self.notices = NoticeSender(store, notifiers)
         self._fetch_http, self._send_http = fetch_http, send_http
         self.notifiers = notifiers

@@ -18,6 +18,7 @@ by :class:`NoticeSender`, retried with backoff until it goes through.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 
@@ -36,6 +37,7 @@ log = structlog.get_logger("ingest.health")
 NOTICE_RULE = "feed-health"
 _SEVERITY = {"failing": "high", "disabled": "high", "silent": "medium", "recovered": "info"}
 MAX_NOTICE_ATTEMPTS = 20
+GROUP_FROM = 5  # this many notices of one kind due at once go as one alert
 
 
 def expected_interval_s(update_interval_s: float | None, silent_s: float) -> float | None:
@@ -94,38 +96,65 @@ def notice_alert(notice: Notice) -> Alert:
         snippet=notice.message, channels=(notice.channel,) if notice.channel else ())
 
 
+def grouped_alert(notices: Sequence[Notice]) -> Alert:
+    """Many notices of one kind at once (a network outage, a provider down) as one alert,
+    so the health channel gets one message, not one per feed."""
+    first = notices[0]
+    names = ", ".join(n.feed_id for n in notices[:10])
+    more = f" and {len(notices) - 10} more" if len(notices) > 10 else ""
+    title = f"{len(notices)} feeds {first.kind}: {names}{more}"
+    key = f"notices:{min(n.id or 0 for n in notices)}-{max(n.id or 0 for n in notices)}"
+    return replace(notice_alert(first), id=alert_id(NOTICE_RULE, first.kind, key),
+                   feed_id="", entry_key=key, entry_title=title,
+                   snippet="\n".join(n.message for n in notices[:50]))
+
+
 class NoticeSender:
-    """Sends due notices to their channel; a failure is retried with backoff."""
+    """Sends due notices to their channel; a failure is retried with backoff.  From
+    :data:`GROUP_FROM` notices of one kind due at once, they go as one alert."""
 
     def __init__(self, store: Store, notifiers: dict[str, Notifier]) -> None:
         self._store = store
         self._notifiers = notifiers
 
     async def send_due(self, now: datetime) -> int:
+        groups: dict[tuple[str | None, str], list[Notice]] = {}
+        for notice in await self._store.due_notices(now, limit=10_000):
+            groups.setdefault((notice.channel, notice.kind), []).append(notice)
         sent = 0
-        for notice in await self._store.due_notices(now, limit=100):
-            assert notice.id is not None
-            nlog = log.bind(feed_id=notice.feed_id, notice=notice.kind, channel=notice.channel)
-            notifier = self._notifiers.get(notice.channel or "")
+        for (channel, _), notices in groups.items():
+            notifier = self._notifiers.get(channel or "")
             if notifier is None:
-                await self._store.finish_notice(notice.id, state="dead", now=now,
-                                                error=f"channel {notice.channel!r} is not "
-                                                "configured")
+                for n in notices:
+                    await self._store.finish_notice(
+                        n.id or 0, state="dead", now=now,
+                        error=f"channel {channel!r} is not configured")
                 continue
-            try:
-                await notifier.send(notice_alert(notice))
-            except Exception as exc:  # DeliveryError, or a channel's bug: retried alike
-                attempts = notice.attempts + 1
-                state = "dead" if attempts >= MAX_NOTICE_ATTEMPTS else "pending"
-                nlog.warning("notice.failed", error=str(exc), attempts=attempts)
-                await self._store.finish_notice(
-                    notice.id, state=state, now=now, error=str(exc)[:2000],
-                    next_attempt_at=retry_at(now, attempts) if state == "pending" else None)
-                continue
-            await self._store.finish_notice(notice.id, state="sent", now=now)
-            nlog.info("notice.sent")
-            sent += 1
+            batches = ([(grouped_alert(notices), notices)] if len(notices) >= GROUP_FROM
+                       else [(notice_alert(n), [n]) for n in notices])
+            for alert, members in batches:
+                sent += await self._send(notifier, alert, members, now)
         return sent
+
+    async def _send(self, notifier: Notifier, alert: Alert, members: list[Notice],
+                    now: datetime) -> int:
+        nlog = log.bind(notice=members[0].kind, channel=notifier.name,
+                        feeds=[n.feed_id for n in members[:20]])
+        try:
+            await notifier.send(alert)
+        except Exception as exc:  # DeliveryError, or a channel's bug: retried alike
+            attempts = max(n.attempts for n in members) + 1
+            state = "dead" if attempts >= MAX_NOTICE_ATTEMPTS else "pending"
+            nlog.warning("notice.failed", error=str(exc), attempts=attempts)
+            for n in members:
+                await self._store.finish_notice(
+                    n.id or 0, state=state, now=now, error=str(exc)[:2000],
+                    next_attempt_at=retry_at(now, attempts) if state == "pending" else None)
+            return 0
+        for n in members:
+            await self._store.finish_notice(n.id or 0, state="sent", now=now)
+        nlog.info("notice.sent", notices=len(members))
+        return len(members)
 
 
 def log_notice(notice: Notice) -> None:

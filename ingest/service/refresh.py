@@ -8,8 +8,8 @@ writes those in batches (service/app.py), after the entries themselves are store
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import httpx
@@ -57,9 +57,12 @@ class Poller:
     runner: Runner
     settings: Settings
     clock: Callable[[], datetime]
+    headers: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
 
     async def refresh(self, feed: Feed, state: FeedState) -> RefreshOutcome:
         """Poll one feed; whatever happens, the outcome carries the feed's next row."""
+        # The store keeps header names only; their values come from the configuration.
+        feed = replace(feed, headers=self.headers.get(feed.id, ()))
         flog = log.bind(feed_id=feed.id, url=state.url)
         try:
             return await self._refresh(feed, state, flog)

@@ -27,7 +27,8 @@ def _config_values(feed: Feed) -> dict[str, Any]:
     return {"title": feed.title, "tags": list(feed.tags), "enabled": feed.enabled,
             "interval_s": feed.interval_s, "min_interval_s": feed.min_interval_s,
             "max_interval_s": feed.max_interval_s, "fulltext": feed.fulltext,
-            "headers": [list(h) for h in feed.headers]}
+            # Header names only: values (tokens) stay in the configuration, never on disk.
+            "headers": [[name, ""] for name, _ in feed.headers]}
 
 
 def _reset_values(feed: Feed, now: datetime) -> dict[str, Any]:
