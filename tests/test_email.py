@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import ssl
-import subprocess
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -15,6 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 import structlog
+from hostile import self_signed_cert
 from pydantic import ValidationError
 
 from ingest.config import load_config
@@ -343,12 +343,7 @@ def self_signed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A certificate for 127.0.0.1 made with the openssl CLI (skipped without it)."""
     if shutil.which("openssl") is None:
         pytest.skip("the openssl command is needed to make a test certificate")
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
-    return cert, key
+    return self_signed_cert(tmp_path_factory.mktemp("tls"))
 
 
 def tls_context(cert: Path, key: Path) -> ssl.SSLContext:
