@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -112,3 +115,52 @@ async def test_service_on_worker_processes_survives_bad_documents_and_dead_worke
         assert not await app.store.unprocessed_entries(limit=10)
     finally:
         await app.close()
+
+
+CHILD = """
+import asyncio, sys
+from datetime import date
+from pathlib import Path
+from ingest.nlp.gazetteer import load_gazetteer
+from ingest.nlp.pipeline import FULL
+from ingest.service.pool import ProcessRunner
+
+async def main() -> None:
+    runner = ProcessRunner(1, "en_core_web_sm", load_gazetteer(Path(sys.argv[1])), FULL, 8)
+    await runner.run_cpu(len, "warm")  # starts the cpu pool's worker too
+    await runner.start()
+    pids = [p.pid for pool in (runner._cpu, runner._nlp)
+            for p in pool._executor._processes.values()]
+    print(" ".join(map(str, pids)), flush=True)
+    await asyncio.sleep(600)
+
+asyncio.run(main())
+"""
+
+
+def test_workers_end_when_the_service_is_killed(tmp_path: Path) -> None:
+    """SIGKILL of the service (no chance to close its pools) still ends its workers."""
+    gaz = tmp_path / "gaz.yaml"
+    gaz.write_text(GAZ)
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(gaz)], stdout=subprocess.PIPE,
+                             text=True)
+    try:
+        assert child.stdout is not None
+        pids = [int(p) for p in child.stdout.readline().split()]
+        assert len(pids) == 2 and all(alive(p) for p in pids)
+    finally:
+        child.kill()
+        child.wait()
+    deadline = time.monotonic() + 15
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [p for p in pids if alive(p)]
+
+
+def alive(pid: int) -> bool:
+    """Whether a process runs (a zombie waiting for its parent counts as ended)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"

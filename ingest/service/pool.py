@@ -22,8 +22,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 import multiprocessing
+import os
 import pickle
 import tempfile
+import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -56,7 +59,8 @@ class _Pool:
     def _new(self) -> ProcessPoolExecutor:
         # spawn, not fork: the service's process holds threads and open connections.
         return ProcessPoolExecutor(max_workers=self.size,
-                                   mp_context=multiprocessing.get_context("spawn"))
+                                   mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_follow_parent, initargs=(os.getpid(),))
 
     async def call(self, timeout: float | None, func: Callable[..., T], *args: Any) -> T:
         """Run ``func(*args)`` in a worker; rebuild and retry once if the pool broke."""
@@ -164,6 +168,19 @@ class ProcessRunner:
 # -- in the worker processes: errors leave as picklable ingest errors ---------------------
 
 _worker: dict[str, Any] = {}
+PARENT_CHECK_S = 1.0
+
+
+def _follow_parent(parent: int) -> None:
+    """End this worker when the service's process is gone, even if it was SIGKILLed
+    (a pool's workers otherwise wait on their queue forever, holding the model's memory)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_S)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="ingest-parent-watch", daemon=True).start()
 
 
 def _parse(body: bytes, feed_id: str, url: str, now: datetime,
