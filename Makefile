@@ -32,6 +32,13 @@ bench: install
 bench-delivery: install
 	$(BIN)/python bench/delivery.py $(if $(QUICK),--quick)
 
+# Polling N loopback feeds against the reader library (QUICK=1: N = 100 and 1,000 only;
+# N=10,000 takes a long while).
+.PHONY: bench-poll
+bench-poll: install
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[bench]'
+	$(BIN)/python bench/poll.py $(if $(QUICK),--quick)
+
 run: install
 	$(BIN)/ingest run --config seeds/ingest.yaml
 

@@ -3,8 +3,10 @@
 :class:`ProcessRunner` keeps two pools of spawned processes, so that feed parsing never
 queues behind NLP batches:
 
-* ``cpu``: parsing feed documents and extracting articles (light: no model);
-* ``nlp``: spaCy and the gazetteer; each worker loads the model on its first batch.
+* ``cpu``: parsing feed documents and extracting articles (light: no model), half as
+  many processes as ``nlp.workers`` (at least one);
+* ``nlp``: spaCy and the gazetteer, ``nlp.workers`` processes; each loads the model on
+  its first batch.
 
 A pool whose worker died (killed for memory, a crash in a C extension) is rebuilt and the
 call tried once more; a second death on the same call is that input's fault and is raised
@@ -104,7 +106,9 @@ class ProcessRunner:
     def __init__(self, workers: int, model: str, gaz: Gazetteer, features: NlpFeatures,
                  batch_size: int) -> None:
         self._model, self._batch_size = model, batch_size
-        self._cpu = _Pool("cpu", workers)
+        # NLP is the heavy stage (and each of its workers holds the model); parsing needs
+        # about half as many processes to keep up with the event loop's fetching.
+        self._cpu = _Pool("cpu", max(1, workers // 2))
         self._nlp = _Pool("nlp", workers)
         self._dir = tempfile.TemporaryDirectory(prefix="ingest-gaz-")
         self._generations = itertools.count(1)
