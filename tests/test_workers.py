@@ -3,6 +3,7 @@ in-process runner gives, and a reloaded gazetteer reaches the workers."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -18,7 +19,7 @@ from ingest.model import Feed
 from ingest.nlp.gazetteer import Gazetteer, load_gazetteer
 from ingest.nlp.pipeline import FULL, Analyzer
 from ingest.service.app import App
-from ingest.service.pool import ProcessRunner
+from ingest.service.pool import ProcessRunner, _Pool
 from ingest.service.workers import ThreadRunner
 from ingest.testing import FeedServer, Route, WebhookReceiver
 
@@ -123,7 +124,7 @@ from datetime import date
 from pathlib import Path
 from ingest.nlp.gazetteer import load_gazetteer
 from ingest.nlp.pipeline import FULL
-from ingest.service.pool import ProcessRunner
+from ingest.service.pool import ProcessRunner, _Pool
 
 async def main() -> None:
     runner = ProcessRunner(1, "en_core_web_sm", load_gazetteer(Path(sys.argv[1])), FULL, 8)
@@ -164,3 +165,19 @@ def alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return state != "Z"
+
+
+async def test_an_overrunning_call_replaces_its_pool_and_queued_calls_still_run() -> None:
+    """A call past its timeout has its pool's processes terminated; calls queued behind
+    it run on the new pool instead of being lost."""
+    pool = _Pool("test", 1)
+    try:
+        stuck = asyncio.ensure_future(pool.call(1.0, time.sleep, 30))
+        # More than the pool hands its worker ahead: some wait in the executor itself.
+        queued = [asyncio.ensure_future(pool.call(None, len, "q" * n)) for n in range(1, 6)]
+        with pytest.raises(TimeoutError):
+            await stuck
+        assert await asyncio.wait_for(asyncio.gather(*queued), 30) == [1, 2, 3, 4, 5]
+        assert await pool.call(None, len, "again") == 5
+    finally:
+        pool.close()

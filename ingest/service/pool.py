@@ -78,6 +78,13 @@ class _Pool:
             except TimeoutError:
                 self._replace(executor, f"a call ran past {timeout:g}s")
                 raise
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if executor is self._executor or (task is not None and task.cancelling()):
+                    raise  # really cancelled
+                # Queued in a pool that was replaced meanwhile: run it on the new one.
+                if attempt == 2:
+                    raise BrokenProcessPool("the pool was replaced twice") from None
         raise AssertionError("unreachable")
 
     def _replace(self, broken: ProcessPoolExecutor, why: str) -> None:
