@@ -202,15 +202,18 @@ class App:
         due = by_host(await self.store.due_feeds(FAR_FUTURE if force else self.clock(),
                                                  limit=100_000))
         pending: list[RefreshOutcome] = []
+        store_failed = False
 
         async def flush() -> None:
+            nonlocal store_failed
             batch = pending[:]
             pending.clear()
             try:
                 await self.store.record_polls([o.record for o in batch],
                                               [o.notice for o in batch if o.notice])
             except StorageError:
-                pending.extend(batch)  # tried again by the next flush
+                pending.extend(batch)  # tried once more at the end of the poll
+                store_failed = True
                 raise
             for outcome in batch:
                 if outcome.notice is not None:
@@ -225,7 +228,7 @@ class App:
             elif outcome.status == "error" and outcome.error:
                 report.errors[outcome.feed_id] = outcome.error
             pending.append(outcome)
-            if len(pending) >= RECORD_BATCH:
+            if len(pending) >= RECORD_BATCH and not store_failed:
                 await flush()
 
         # The fetcher limits requests in flight (overall and per host); this bounds the

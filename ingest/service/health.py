@@ -143,10 +143,10 @@ class NoticeSender:
         try:
             await notifier.send(alert)
         except Exception as exc:  # DeliveryError, or a channel's bug: retried alike
-            attempts = max(n.attempts for n in members) + 1
-            state = "dead" if attempts >= MAX_NOTICE_ATTEMPTS else "pending"
-            nlog.warning("notice.failed", error=str(exc), attempts=attempts)
-            for n in members:
+            nlog.warning("notice.failed", error=str(exc))
+            for n in members:  # each keeps its own count and backoff
+                attempts = n.attempts + 1
+                state = "dead" if attempts >= MAX_NOTICE_ATTEMPTS else "pending"
                 await self._store.finish_notice(
                     n.id or 0, state=state, now=now, error=str(exc)[:2000],
                     next_attempt_at=retry_at(now, attempts) if state == "pending" else None)

@@ -57,6 +57,9 @@ class _Pool:
     def __init__(self, name: str, size: int) -> None:
         self.name, self.size = name, size
         self._executor = self._new()
+        # No more calls handed to the executor than it has workers, so a timeout measures
+        # a call's running time, never its wait in a queue.
+        self._slots = asyncio.Semaphore(size)
 
     def _new(self) -> ProcessPoolExecutor:
         # spawn, not fork: the service's process holds threads and open connections.
@@ -69,8 +72,10 @@ class _Pool:
         for attempt in (1, 2):
             executor = self._executor
             try:
-                future = asyncio.get_running_loop().run_in_executor(executor, func, *args)
-                return await asyncio.wait_for(future, timeout)
+                async with self._slots:
+                    executor = self._executor
+                    future = asyncio.get_running_loop().run_in_executor(executor, func, *args)
+                    return await asyncio.wait_for(future, timeout)
             except BrokenProcessPool:
                 self._replace(executor, "a worker process died")
                 if attempt == 2:

@@ -81,7 +81,8 @@ class Daemon:
             report = await self.app.poll()
             if report.new_entries:
                 self._process_wanted.set()
-            if self._notices is None or self._notices.done():  # never holds up a poll
+            if not self.stop.is_set() and (self._notices is None or self._notices.done()):
+                # never holds up a poll; not started once stopping (the drain would miss it)
                 self._notices = asyncio.create_task(self._send_notices())
         except asyncio.CancelledError:
             raise
