@@ -12,7 +12,6 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlsplit
 
 import aiohttp
 import httpx
@@ -21,6 +20,7 @@ import structlog
 from ingest.config import Settings
 from ingest.errors import RuleError, StorageError
 from ingest.fetch.client import Fetcher, make_http_client
+from ingest.fetch.hosts import host_key
 from ingest.model import Alert, Feed, FeedState
 from ingest.nlp.gazetteer import Gazetteer, load_gazetteer
 from ingest.nlp.pipeline import Analyzer, NlpFeatures, features_needed, load_model
@@ -114,14 +114,14 @@ class App:
 
     def __init__(self, settings: Settings, store: Store, runner: Runner, rules: RuleSet,
                  fetch_http: httpx.AsyncClient, send_http: aiohttp.ClientSession,
-                 notifiers: dict[str, Notifier], clock: Callable[[], datetime]) -> None:
+                 notifiers: dict[str, Notifier], clock: Callable[[], datetime],
+                 feed_headers: dict[str, tuple[tuple[str, str], ...]] | None = None) -> None:
         self.settings = settings
         self.store = store
         self.runner = runner
         self.rules = rules
         self.fetcher = Fetcher(fetch_http, settings.polling)
-        self.poller = Poller(self.fetcher, store, runner, settings, clock,
-                             {f.id: f.headers for f in settings.all_feeds() if f.headers})
+        self.poller = Poller(self.fetcher, store, runner, settings, clock, feed_headers or {})
         self.notices = NoticeSender(store, notifiers)
         self._fetch_http, self._send_http = fetch_http, send_http
         self.notifiers = notifiers
@@ -159,7 +159,8 @@ class App:
             raise
         log.info("app.started", feeds=len(feeds), rules=len(rules),
                  channels=list(settings.channels), database=settings.database_url.split("@")[-1])
-        return cls(settings, store, runner, rules, fetch_http, send_http, notifiers, clock)
+        return cls(settings, store, runner, rules, fetch_http, send_http, notifiers, clock,
+                   {f.id: f.headers for f in feeds if f.headers})
 
     def apply_rules(self, gaz: Gazetteer, rules: RuleSet) -> None:
         """Put a freshly loaded gazetteer and rule set in force (from the next batch on),
@@ -306,6 +307,10 @@ def by_host(due: list[tuple[Feed, FeedState]]) -> list[tuple[Feed, FeedState]]:
     """Due feeds interleaved by host (round robin), each host's in their own order."""
     queues: dict[str, list[tuple[Feed, FeedState]]] = {}
     for item in due:
-        queues.setdefault(urlsplit(item[1].url).netloc.lower(), []).append(item)
+        try:
+            host = host_key(httpx.URL(item[1].url))
+        except httpx.InvalidURL:  # a local path httpx cannot read: no host to spare
+            host = ""
+        queues.setdefault(host, []).append(item)
     return [item for rank in itertools.zip_longest(*queues.values()) for item in rank
             if item is not None]

@@ -49,16 +49,12 @@ def succeeded(feed: Feed, state: FeedState, result: FetchResult, *, now: datetim
         elapsed = (now - state.last_success_at).total_seconds()
         rate = schedule.update_rate(_rate(state), new_entries, elapsed)
         last_new = now if new_entries else state.last_new_entry_at or now
-    url = state.url
-    if result.moved_to and result.moved_to != state.url:
-        url = result.moved_to
+    url = result.moved_to or state.url  # a 301/308 chain moves the feed; nothing else does
+    if url != feed.url:
         moved = (f"moved permanently to {url}: polled there from now on; update the "
                  f"configured URL ({feed.url})"
                  + ("; its headers are not sent to the new host" if feed.headers else ""))
         warning = f"{moved}; {warning}" if warning else moved
-    elif state.url != feed.url:
-        warning = warning or (f"moved permanently to {state.url}: update the configured "
-                              f"URL ({feed.url})")
     hint = schedule.freshness_hint(now=now, ttl_minutes=ttl_minutes,
                                    cache_control=result.cache_control, expires=result.expires,
                                    date=result.date)

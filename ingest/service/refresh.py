@@ -18,6 +18,7 @@ import structlog
 from ingest.config import Settings
 from ingest.errors import FetchError, ParseError, StorageError
 from ingest.fetch.client import Fetcher
+from ingest.fetch.fulltext import with_fulltext
 from ingest.fetch.hosts import same_origin
 from ingest.fetch.schedule import draw_jitter
 from ingest.model import Entry, Feed, FeedState, FetchResult
@@ -104,8 +105,6 @@ class Poller:
         before (a poll never fetches an article twice)."""
         if not feed.fulltext or not entries:
             return entries, []
-        from ingest.fetch.fulltext import with_fulltext
-
         known = await self.store.known_keys(feed.id, [e.key for e in entries])
         fresh = [e for e in entries if e.key not in known]
         if not fresh:
