@@ -134,9 +134,37 @@ class StorySettings(_Strict):
     window: Duration = 72 * 3600.0  # an entry joins only stories seen this recently
 
 
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+
 class LogSettings(_Strict):
-    level: Literal["debug", "info", "warning", "error"] = "info"
+    level: LogLevel = "info"
     format: Literal["auto", "json", "console"] = "auto"
+    # Per-module levels by logger name prefix, e.g. {ingest.fetch: debug, apscheduler: info}.
+    modules: dict[str, LogLevel] = {}
+
+
+class FleetSettings(_Strict):
+    """Several instances on one PostgreSQL database (see README, "Running a fleet")."""
+
+    heartbeat: Duration = 10.0  # how often an instance renews its row and its leases
+    # An instance silent this long is dead: its feeds, entries and deliveries are freed.
+    lease: Duration = 60.0
+
+
+class HttpSettings(_Strict):
+    """The health and metrics endpoint (/healthz, /readyz, /metrics)."""
+
+    enabled: bool = True  # `ingest run --no-http` turns it off too
+    listen: str = "127.0.0.1:9464"  # host:port; 0.0.0.0:9464 in a container
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, v: str) -> str:
+        host, sep, port = v.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+            raise ValueError("write host:port, e.g. 127.0.0.1:9464")
+        return v
 
 
 class Settings(_Strict):
@@ -159,6 +187,9 @@ class Settings(_Strict):
     default_channels: list[str] | None = None  # None: every channel
     routes: list[Route] = []  # more channels by severity, tag or rule (see routing.py)
     log: LogSettings = LogSettings()
+    fleet: FleetSettings = FleetSettings()
+    http: HttpSettings = HttpSettings()
+    shutdown_timeout: Duration = 20.0  # on SIGTERM: finish or release work within this
     source: str = "<defaults>"  # the file this came from, for messages
 
     @property

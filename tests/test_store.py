@@ -28,6 +28,7 @@ from ingest.store.base import (
     ProposedMatch,
     StoredEntry,
 )
+from ingest.store.migrate import head
 from ingest.store.schema import SCHEMA_VERSION, metadata
 from ingest.store.sql import SqlStore
 from ingest.stories.minhash import fingerprint
@@ -125,6 +126,7 @@ async def _drop_all(store: SqlStore) -> None:
     async with store.engine.begin() as conn:
         await conn.run_sync(metadata.drop_all)
         await conn.execute(text("DROP TABLE IF EXISTS feeds"))
+        await conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
 
 
 async def _pg_or_skip() -> SqlStore:
@@ -191,7 +193,7 @@ async def test_old_schema_sqlite_file_is_refused(tmp_path: Path) -> None:
         await store.close()
     message = str(caught.value)
     assert "made by an older version of ingest (schema 1)" in message
-    assert f"needs {SCHEMA_VERSION}" in message
+    assert f"needs schema {SCHEMA_VERSION}" in message
     assert "point database_url at a new one" in message
     assert caught.value.user_error
     assert tables == {"feeds"}  # nothing was created in the refused file
@@ -220,10 +222,16 @@ SCHEMA_4_FEED_COLUMNS = (
 
 
 async def test_schema_2_database_is_upgraded_in_place(store: SqlStore) -> None:
-    """A database of the previous release (schema 2: no claimed_by, no attempt history)
-    keeps its alerts and deliveries, gains what the outbox needs, and works."""
+    """A database of an older release (schema 2: no claimed_by, no attempt history, made
+    before Alembic) keeps its alerts and deliveries, gains what the outbox and the fleet
+    need, and works."""
     alert = await _one_alert(store)
     async with store.engine.begin() as conn:
+        await conn.execute(text("DROP TABLE alembic_version"))
+        await conn.execute(text("DROP TABLE instances"))
+        for table in ("feeds", "entries"):
+            for column in ("leased_by", "lease_until"):
+                await conn.execute(text(f"ALTER TABLE {table} DROP COLUMN {column}"))
         await conn.execute(text("DROP TABLE delivery_attempts"))
         await conn.execute(text("ALTER TABLE deliveries DROP COLUMN claimed_by"))
         for column in SCHEMA_4_FEED_COLUMNS:
@@ -231,10 +239,12 @@ async def test_schema_2_database_is_upgraded_in_place(store: SqlStore) -> None:
         await conn.execute(text("ALTER TABLE entries DROP COLUMN truncated_from"))
         await conn.execute(text("DROP TABLE feed_notices"))
         await conn.execute(text("UPDATE schema_info SET version = 2"))
-    await store.init()
+    migration = await store.init()
+    assert (migration.legacy_version, migration.before, migration.after) == (2, "schema 2", head())
     async with store.engine.connect() as conn:
         versions = [r[0] for r in await conn.execute(text("SELECT version FROM schema_info"))]
-    assert versions == [SCHEMA_VERSION] == [4]
+    assert versions == [SCHEMA_VERSION] == [5]
+    assert await store.revision() == (head(), head())
     [p] = await _claim(store, "a")
     assert p.alert == alert
     await store.finish_deliveries("t1", [_result(p, "delivered", "HTTP 200")], NOW)

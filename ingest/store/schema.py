@@ -60,6 +60,9 @@ feeds = Table(
     Column("fetch_time_avg_s", Float, nullable=True),
     Column("health", String(16), nullable=True),  # ok | failing | silent | disabled
     Column("health_since", DateTime, nullable=True),
+    # Schema 5 (fleet): the instance polling this feed now, and until when at most.
+    Column("leased_by", String(100), nullable=True),
+    Column("lease_until", DateTime, nullable=True),
 )
 
 entries = Table(
@@ -83,6 +86,9 @@ entries = Table(
     Column("analysis", LargeBinary, nullable=True),  # compressed Analysis, for backtests
     # Schema 4: the document's length when NLP read only its first nlp.max_chars.
     Column("truncated_from", Integer, nullable=True),
+    # Schema 5 (fleet): the instance processing this entry now, and until when at most.
+    Column("leased_by", String(100), nullable=True),
+    Column("lease_until", DateTime, nullable=True),
     UniqueConstraint("feed_id", "key", name="uq_entries_feed_key"),
     Index("ix_entries_fetched_at", "fetched_at"),
     Index("ix_entries_canonical_link", "canonical_link"),
@@ -153,8 +159,10 @@ schema_info = Table(
     "schema_info", metadata,
     Column("version", Integer, primary_key=True),
 )
-# 3: deliveries.claimed_by and delivery_attempts; 4: feed history and feed_notices
-SCHEMA_VERSION = 4
+# 3: deliveries.claimed_by and delivery_attempts; 4: feed history and feed_notices;
+# 5: leases and instances (Alembic revision 0002).  Alembic tracks the schema from 4 on;
+# this number stays so that an older ingest refuses a newer database instead of using it.
+SCHEMA_VERSION = 5
 
 deliveries = Table(
     "deliveries", metadata,
@@ -206,8 +214,25 @@ feed_notices = Table(
     Column("sent_at", DateTime, nullable=True),
 )
 
+# Every running service instance (``ingest run``), renewed every ``fleet.heartbeat``.
+# An instance whose heartbeat is older than ``fleet.lease`` is dead: any other frees the
+# feeds, entries and deliveries it held (service/fleet.py).
+instances = Table(
+    "instances", metadata,
+    Column("id", String(100), primary_key=True),  # host:pid:random
+    Column("host", String(200), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("version", String(40), nullable=False),
+    Column("started_at", DateTime, nullable=False),
+    Column("heartbeat_at", DateTime, nullable=False, index=True),
+    Column("stopped_at", DateTime, nullable=True),
+    Column("state", String(16), nullable=False),  # running | stopping | stopped | dead
+    Column("leases", JSON, nullable=False, default=dict),  # kind -> count at last heartbeat
+)
+
 # In-place upgrades from older schema versions: version -> statements.  Alembic takes
-# this over with the multi-instance backend; until then each step only adds.
+# over from version 4 on (ingest/store/migrations); these steps bring a pre-Alembic
+# database to version 4, which is then stamped as Alembic's baseline revision.
 UPGRADES: dict[int, tuple[str, ...]] = {
     2: ("ALTER TABLE deliveries ADD COLUMN claimed_by VARCHAR(100)",),
     3: (*(f"ALTER TABLE feeds ADD COLUMN {column}" for column in (

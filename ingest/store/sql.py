@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import functools
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from sqlalchemy import bindparam, func, inspect, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -25,7 +26,7 @@ from ingest.errors import StorageError
 from ingest.model import Alert, Entry, Feed, FeedState
 from ingest.rules.policy import Silence
 from ingest.store import feeds as feed_rows
-from ingest.store import history, outbox
+from ingest.store import history, migrate, outbox
 from ingest.store import schema as t
 from ingest.store.base import (
     AlertChange,
@@ -42,6 +43,7 @@ from ingest.store.base import (
     PollRecord,
     StoredEntry,
 )
+from ingest.store.migrate import Migration
 from ingest.store.outcomes import record_outcomes
 from ingest.store.rows import alert_from_json, aware, insert_for, naive
 from ingest.stories.cluster import StoryCandidate
@@ -66,8 +68,10 @@ class SqlStore:
         try:
             parsed = make_url(self.url)
             self._dialect = parsed.get_backend_name()
+            self.sqlite_path: Path | None = None
             if self._dialect == "sqlite" and parsed.database and parsed.database != ":memory:":
-                Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+                self.sqlite_path = Path(parsed.database).expanduser().absolute()
+                self.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
         except (SQLAlchemyError, ValueError) as exc:
             raise StorageError(f"database_url {url!r} is not a database URL; write e.g. "
                                "sqlite:///./data/ingest.db or postgresql://user@host/db") from exc
@@ -109,40 +113,36 @@ class SqlStore:
         except OSError as exc:
             raise StorageError(f"database unreachable: {exc}") from exc
 
-    async def init(self) -> None:
-        async with self._tx() as conn:
+    async def init(self) -> Migration:
+        """Create the tables or migrate them to this version's schema (under a lock)."""
+        async with self._migration_lock(), self._tx() as conn:
             if self._dialect == "sqlite":
                 await conn.exec_driver_sql("PRAGMA journal_mode=WAL")
-            tables = set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
-            if "feeds" in tables:
-                version = 1
-                if "schema_info" in tables:
-                    version = (await conn.execute(select(func.max(t.schema_info.c.version))
-                                                  )).scalar() or 1
-                await self._upgrade(conn, version)
-            await conn.run_sync(t.metadata.create_all)
-            if "schema_info" not in tables:
-                await conn.execute(t.schema_info.insert().values(version=t.SCHEMA_VERSION))
+            return await migrate.upgrade(conn, self.where)
 
-    async def _upgrade(self, conn: AsyncConnection, version: int) -> None:
-        """Bring a database of an older schema version up to date, or say why not."""
-        if version == t.SCHEMA_VERSION:
+    @property
+    def where(self) -> str:
+        """The database's URL without credentials, for messages."""
+        return make_url(self.url).render_as_string(hide_password=True)
+
+    @asynccontextmanager
+    async def _migration_lock(self) -> AsyncIterator[None]:
+        """SQLite: a lock file beside the database, so two processes starting together do
+        not both migrate (PostgreSQL locks inside the migration's transaction)."""
+        if self.sqlite_path is None:
+            yield
             return
-        if version > t.SCHEMA_VERSION or version not in t.UPGRADES:
-            raise StorageError(
-                f"the database {self.url.split('@')[-1]} was made by "
-                + (f"an older version of ingest (schema {version})"
-                   if version < t.SCHEMA_VERSION else f"a newer version of ingest "
-                   f"(schema {version})")
-                + f"; this version of ingest needs {t.SCHEMA_VERSION} and cannot convert it. "
-                "Keep the old database for reference and point database_url at a new one.")
-        for step in range(version, t.SCHEMA_VERSION):
-            for statement in t.UPGRADES[step]:
-                if self._dialect == "postgresql":  # two instances may upgrade at once
-                    statement = statement.replace("ADD COLUMN", "ADD COLUMN IF NOT EXISTS")
-                await conn.exec_driver_sql(statement)
-        await conn.execute(update(t.schema_info).values(version=t.SCHEMA_VERSION))
-        log.info("database.upgraded", from_version=version, to_version=t.SCHEMA_VERSION)
+        with open(f"{self.sqlite_path}.migrate-lock", "a+b") as handle:
+            await asyncio.to_thread(fcntl.flock, handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    async def revision(self) -> tuple[str | None, str]:
+        """(the database's Alembic revision, the newest this version knows)."""
+        async with self._tx() as conn:
+            return await migrate.status(conn)
 
     async def close(self) -> None:
         await self.engine.dispose()
