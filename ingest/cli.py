@@ -14,6 +14,7 @@ import typer
 from ingest.cli_alerts import alerts_app
 from ingest.cli_channels import channels_app
 from ingest.cli_common import ConfigOpt, handles_errors, settings_from
+from ingest.cli_db import db_app, instances_command
 from ingest.cli_feeds import feeds_app
 from ingest.cli_ops import matches_command, silence_app
 from ingest.cli_rules import register_rule_commands
@@ -28,6 +29,8 @@ app.add_typer(silence_app, name="silence")
 app.add_typer(channels_app, name="channels")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(feeds_app, name="feeds")
+app.add_typer(db_app, name="db")
+app.command("instances")(handles_errors(instances_command))
 app.command("matches")(matches_command)
 register_rule_commands(rules_app)
 
@@ -43,29 +46,19 @@ def run(config: ConfigOpt = None,
         once: Annotated[bool, typer.Option(
             help="Poll every feed once, deliver, exit (1 if a delivery or every feed failed).")]
         = False,
-        grace: Annotated[float, typer.Option(help="Seconds to finish work on SIGTERM.")] = 20.0,
+        grace: Annotated[float | None, typer.Option(
+            help="Seconds to finish work on SIGTERM (default: shutdown_timeout, 20).")] = None,
+        no_http: Annotated[bool, typer.Option(
+            "--no-http", help="Serve no /healthz, /readyz and /metrics.")] = False,
         ) -> None:
     """Run the service: poll feeds, match rules, deliver alerts (until SIGTERM/SIGINT)."""
-    from ingest.service.app import App
-    from ingest.service.scheduler import Daemon
+    from ingest.service.run import run_service
 
     settings = _settings(config)
     # Until the daemon installs its reload handler, SIGHUP must not end the process.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-
-    async def main() -> int:
-        service = await App.start(settings)
-        try:
-            if once:
-                report = await service.run_cycle(force=True)
-                all_failed = report.polled > 0 and len(report.errors) == report.polled
-                return 1 if report.failed_deliveries or all_failed else 0
-            await Daemon(service, grace, watch=settings.rules_watch).run()
-            return 0
-        finally:
-            await service.close()
-
-    raise typer.Exit(asyncio.run(main()))
+    raise typer.Exit(asyncio.run(run_service(settings, once=once, grace_s=grace,
+                                             http=not (no_http or once))))
 
 
 @app.command()

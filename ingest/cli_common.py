@@ -38,7 +38,7 @@ def handles_errors(func: F) -> F:
 
 def settings_from(config: Path | None) -> Settings:
     settings = load_config(resolve_config_path(config))
-    configure_logging(settings.log.level, settings.log.format)
+    configure_logging(settings.log.level, settings.log.format, settings.log.modules)
     return settings
 
 

@@ -25,6 +25,7 @@ CONFIG_ENV = "INGEST_CONFIG"
 DATABASE_ENV = "INGEST_DATABASE_URL"
 DEFAULT_DATABASE_URL = "sqlite:///./data/ingest.db"
 DEFAULT_MODEL = "en_core_web_sm"
+DEFAULTS_SOURCE = "<defaults>"  # Settings.source when no config file was read
 USER_AGENT = "ingest/0.1 (news-feed monitor; +https://github.com/ingest-news/ingest)"
 
 _FEED_ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
@@ -190,7 +191,7 @@ class Settings(_Strict):
     fleet: FleetSettings = FleetSettings()
     http: HttpSettings = HttpSettings()
     shutdown_timeout: Duration = 20.0  # on SIGTERM: finish or release work within this
-    source: str = "<defaults>"  # the file this came from, for messages
+    source: str = DEFAULTS_SOURCE  # the file this came from, for messages
 
     @property
     def gazetteer_path(self) -> Path:

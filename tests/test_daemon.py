@@ -19,14 +19,16 @@ class SlowService:
 
     def __init__(self) -> None:
         self.settings = SimpleNamespace(polling=SimpleNamespace(tick=60.0),
-                                        delivery=SimpleNamespace(tick=60.0))
+                                        delivery=SimpleNamespace(tick=60.0),
+                                        shutdown_timeout=20.0)
+        self.instance = "test:1:abc"
         # No channels: the real dispatcher has no worker and never touches a store.
         self.dispatcher = Dispatcher(Settings(), {}, None, utc_now)  # type: ignore[arg-type]
         self.started = asyncio.Event()
         self.finished = 0
         self.processed = 0
 
-    async def poll(self) -> SimpleNamespace:
+    async def poll(self, stop: asyncio.Event | None = None) -> SimpleNamespace:
         self.started.set()
         await asyncio.sleep(1.0)
         self.finished += 1

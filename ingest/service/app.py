@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -28,12 +29,14 @@ from ingest.notify.base import ChannelContext, Notifier, delivery_client
 from ingest.notify.registry import build_notifier
 from ingest.rules.load import RuleSet, channel_problems, load_rules
 from ingest.service.deliver import Dispatcher
+from ingest.service.fleet import Membership, SqliteGuard, new_instance_id
 from ingest.service.health import NoticeSender, log_notice
+from ingest.service.metrics import Metrics
 from ingest.service.pool import ProcessRunner
 from ingest.service.process import process_entries
 from ingest.service.refresh import Poller, RefreshOutcome
 from ingest.service.workers import Runner, ThreadRunner, default_workers
-from ingest.store.base import Store
+from ingest.store.base import AlertChange, Store, StoredEntry
 from ingest.store.sql import open_store
 
 log = structlog.get_logger("ingest.app")
@@ -41,6 +44,9 @@ log = structlog.get_logger("ingest.app")
 FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
 PRUNE_EVERY = timedelta(hours=1)
 RECORD_BATCH = 200  # feeds' rows written per transaction during a poll
+# Entries claimed for processing at a time: enough for a few NLP batches, small enough
+# that the instances of a fleet share a backlog.
+PROCESS_CLAIM = 128
 
 
 def utc_now() -> datetime:
@@ -115,8 +121,14 @@ class App:
     def __init__(self, settings: Settings, store: Store, runner: Runner, rules: RuleSet,
                  fetch_http: httpx.AsyncClient, send_http: aiohttp.ClientSession,
                  notifiers: dict[str, Notifier], clock: Callable[[], datetime],
-                 feed_headers: dict[str, tuple[tuple[str, str], ...]] | None = None) -> None:
+                 feed_headers: dict[str, tuple[tuple[str, str], ...]] | None = None, *,
+                 membership: Membership, guard: SqliteGuard | None = None) -> None:
         self.settings = settings
+        self.membership = membership
+        self.instance = membership.instance
+        self.metrics = membership.metrics
+        self._guard = guard
+        self._heartbeat = asyncio.create_task(membership.run())
         self.store = store
         self.runner = runner
         self.rules = rules
@@ -126,12 +138,14 @@ class App:
         self._fetch_http, self._send_http = fetch_http, send_http
         self.notifiers = notifiers
         self.clock = clock
-        self.dispatcher = Dispatcher(settings, notifiers, store, clock)
+        self.dispatcher = Dispatcher(settings, notifiers, store, clock, self.instance,
+                                     self.metrics)
         self._pruned_at: datetime | None = None
 
     @classmethod
     async def start(cls, settings: Settings, *, analyzer: Analyzer | None = None,
-                    clock: Callable[[], datetime] = utc_now) -> App:
+                    clock: Callable[[], datetime] = utc_now, instance: str | None = None,
+                    metrics: Metrics | None = None) -> App:
         gaz, rules = load_rule_files(settings)
         feeds = settings.all_feeds()
         if not settings.channels:
@@ -140,10 +154,24 @@ class App:
         if not feeds:
             log.warning("config.no_feeds", config=settings.source,
                         hint="add feeds under feeds: or feed_files: (YAML or OPML)")
-        runner = await _start_runner(settings, gaz, features_needed(rules.rules), analyzer)
         store = open_store(settings.database_url)
+        # One instance per SQLite file: refuse a second before loading anything heavy.
+        guard = SqliteGuard(store.sqlite_path) if store.sqlite_path else None
+        try:
+            if guard is not None:
+                guard.acquire()
+            runner = await _start_runner(settings, gaz, features_needed(rules.rules), analyzer)
+        except BaseException:
+            if guard is not None:
+                guard.release()
+            await store.close()
+            raise
         fetch_http = make_http_client(settings.polling)
         send_http = delivery_client(settings.polling.user_agent)
+        instance = instance or new_instance_id()
+        metrics = metrics or Metrics(instance)
+        metrics.add_channels(settings.channels)
+        membership = Membership(store, settings.fleet, clock, metrics, instance)
         try:
             await store.init()
             await store.sync_feeds(feeds, clock())
@@ -151,16 +179,28 @@ class App:
             notifiers = {name: build_notifier(name, ch, ctx)
                          for name, ch in settings.channels.items()}
             await _settle_outbox(store, settings, clock())
+            await membership.join()
         except BaseException:
             runner.close()
             await fetch_http.aclose()
             await send_http.close()
             await store.close()
+            if guard is not None:
+                guard.release()
             raise
-        log.info("app.started", feeds=len(feeds), rules=len(rules),
-                 channels=list(settings.channels), database=settings.database_url.split("@")[-1])
+        log.info("app.started", feeds=len(feeds), rules=len(rules), instance=instance,
+                 channels=list(settings.channels), database=store.where)
         return cls(settings, store, runner, rules, fetch_http, send_http, notifiers, clock,
-                   {f.id: f.headers for f in feeds if f.headers})
+                   {f.id: f.headers for f in feeds if f.headers}, membership=membership,
+                   guard=guard)
+
+    async def apply_settings(self, settings: Settings, feeds: list[Feed]) -> None:
+        """Put reloaded settings and feeds in force (from the next poll and batch); the
+        restart-only settings must be the ones in force (see service/reconfig.py)."""
+        await self.store.sync_feeds(feeds, self.clock())
+        self.settings = settings
+        self.poller = Poller(self.fetcher, self.store, self.runner, settings, self.clock,
+                             {f.id: f.headers for f in feeds if f.headers})
 
     def apply_rules(self, gaz: Gazetteer, rules: RuleSet) -> None:
         """Put a freshly loaded gazetteer and rule set in force (from the next batch on),
@@ -184,24 +224,34 @@ class App:
             log.info("entries.pruned", entries=pruned, retention_s=self.settings.retention)
 
     async def close(self) -> None:
+        """Leave the fleet (every lease released) and close every part."""
+        self._heartbeat.cancel()
+        await asyncio.gather(self._heartbeat, return_exceptions=True)
+        await self.membership.leave()
         for notifier in self.notifiers.values():
             await notifier.aclose()
         await self._fetch_http.aclose()
         await self._send_http.close()
         self.runner.close()
         await self.store.close()
+        if self._guard is not None:
+            self._guard.release()
 
-    async def poll(self, *, force: bool = False) -> CycleReport:
+    async def poll(self, *, force: bool = False,
+                   stop: asyncio.Event | None = None) -> CycleReport:
         """Poll due feeds (every enabled feed when ``force``) and store their new entries:
         fetch, parse, dedup, store; no NLP, rules or delivery.
 
+        Feeds are claimed in chunks as polls finish (a lease each, so that no other
+        instance polls them meanwhile), at most ``2 × polling.concurrency`` in hand, and
+        each at most once per call.  ``stop`` ends the claiming; the polls in hand finish.
         Feeds' rows (and their health notices, in the same transaction) are written in
-        batches as polls finish, so a 304 costs no transaction of its own; a crash loses
-        only unwritten rows, and those feeds are simply polled again.
+        batches as polls finish, which also ends their leases, so a 304 costs no
+        transaction of its own; a crash loses only unwritten rows, and those feeds are
+        simply polled again once their leases lapse.
         """
         report = CycleReport()
-        due = by_host(await self.store.due_feeds(FAR_FUTURE if force else self.clock(),
-                                                 limit=100_000))
+        started = self.clock()
         pending: list[RefreshOutcome] = []
         store_failed = False
 
@@ -224,6 +274,7 @@ class App:
             outcome = await self.poller.refresh(feed, state)
             report.polled += 1
             report.new_entries += len(outcome.new_entries)
+            self._count_poll(outcome)
             if outcome.status == "not-modified":
                 report.not_modified += 1
             elif outcome.status == "error" and outcome.error:
@@ -232,26 +283,69 @@ class App:
             if len(pending) >= RECORD_BATCH and not store_failed:
                 await flush()
 
-        # The fetcher limits requests in flight (overall and per host); this bounds the
-        # documents held in memory at once.  Feeds are interleaved by host, so that many
-        # feeds on one host do not take every place while they wait for that host.
-        gate = asyncio.Semaphore(self.settings.polling.concurrency * 2)
+        async def guarded(feed: Feed, state: FeedState) -> None:
+            try:
+                await one(feed, state)
+            except Exception as exc:  # e.g. the database failed while recording
+                log.error("poll.record_failed", feed_id=feed.id, error=repr(exc))
+                report.errors[feed.id] = f"{type(exc).__name__}: {exc}"
 
-        async def gated(feed: Feed, state: FeedState) -> None:
-            async with gate:
-                try:
-                    await one(feed, state)
-                except Exception as exc:  # e.g. the database failed while recording
-                    log.error("poll.record_failed", feed_id=feed.id, error=repr(exc))
-                    report.errors[feed.id] = f"{type(exc).__name__}: {exc}"
-
+        # The fetcher limits requests in flight (overall and per host); ``cap`` bounds
+        # the documents held in memory at once and what this instance takes from the
+        # fleet's queue.  Each chunk is interleaved by host, so that many feeds on one
+        # host do not take every place while they wait for that host.
+        cap = self.settings.polling.concurrency * 2
+        running: set[asyncio.Task[None]] = set()
+        exhausted = False
         try:
-            await asyncio.gather(*(gated(f, s) for f, s in due))
+            while True:
+                room = cap - len(running)
+                if not exhausted and (room >= cap // 2 or not running):
+                    if stop is not None and stop.is_set():
+                        exhausted = True
+                    else:
+                        claimed = await self._claim_feeds(room, started, force)
+                        exhausted = len(claimed) < room
+                        running.update(asyncio.ensure_future(guarded(f, s))
+                                       for f, s in by_host(claimed))
+                if not running:
+                    break
+                _, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            await flush()
+            for task in running:  # cancelled from outside: stop what is in hand
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+            await asyncio.shield(self._end_poll(flush))
         log.info("poll.done", polled=report.polled, not_modified=report.not_modified,
                  errors=len(report.errors), new_entries=report.new_entries)
         return report
+
+    async def _claim_feeds(self, limit: int, started: datetime,
+                           force: bool) -> list[tuple[Feed, FeedState]]:
+        now = self.clock()
+        return await self.store.claim_feeds(
+            now=now, due_by=FAR_FUTURE if force else now, polled_before=started, limit=limit,
+            instance=self.instance, lease_until=self.membership.lease_until(now))
+
+    async def _end_poll(self, flush: Callable[[], Awaitable[None]]) -> None:
+        """Write the rows not yet written, then free the feeds still held (polls cut
+        short): they are due again at once, for any instance."""
+        try:
+            await flush()
+        finally:
+            try:
+                await self.store.release_leases(self.instance, feeds=True)
+            except StorageError as exc:
+                log.error("poll.release_failed", error=str(exc),
+                          hint=f"the leases lapse within {self.settings.fleet.lease:g}s")
+
+    def _count_poll(self, outcome: RefreshOutcome) -> None:
+        kind = {"not-modified": "not_modified", "error": "error"}.get(outcome.status, "ok")
+        self.metrics.feeds_polled.labels(kind).inc()
+        if outcome.fetch_s is not None:
+            self.metrics.fetch_duration.observe(outcome.fetch_s)
+        if outcome.new_entries:
+            self.metrics.entries_ingested.inc(len(outcome.new_entries))
 
     async def send_notices(self) -> int:
         """Send due feed notices to the health channel (retried with backoff)."""
@@ -259,15 +353,17 @@ class App:
 
     async def process_pending(self, report: CycleReport | None = None, *,
                               stop: asyncio.Event | None = None) -> CycleReport:
-        """Analyse, match and record every stored entry not yet processed (until ``stop``)."""
+        """Analyse, match and record stored entries not yet processed (until ``stop``),
+        claiming them in chunks so that each is processed by one instance."""
         report = report or CycleReport()
         try:
-            while not (stop and stop.is_set()) and (
-                    batch := await self.store.unprocessed_entries(limit=500)):
+            while not (stop and stop.is_set()) and (batch := await self._claim_entries()):
+                started = time.monotonic()
                 # One rule set and gazetteer for the whole batch, whatever reloads do.
                 changes = await process_entries(
                     batch, runner=self.runner, rules=self.rules, store=self.store,
                     settings=self.settings, clock=self.clock, gaz=self.runner.gaz)
+                self._count_processed(len(batch), changes, time.monotonic() - started)
                 if self.dispatcher.running and any(c.notify for c in changes):
                     self.dispatcher.wake()  # new alerts go out now, not after the cycle
                 report.alerts += [c.alert for c in changes
@@ -279,7 +375,26 @@ class App:
         except Exception:  # the entries stay unprocessed; alerts already made still go out
             log.exception("process.failed")
             report.process_failed = True
+        finally:  # entries claimed but not processed (a failure, a stop) are free at once
+            try:
+                await asyncio.shield(self.store.release_leases(self.instance, entries=True))
+            except StorageError as exc:
+                log.error("process.release_failed", error=str(exc))
         return report
+
+    async def _claim_entries(self) -> list[StoredEntry]:
+        now = self.clock()
+        return await self.store.claim_entries(
+            now=now, limit=max(PROCESS_CLAIM, self.settings.nlp.batch_size), instance=self.instance,
+            lease_until=self.membership.lease_until(now))
+
+    def _count_processed(self, entries: int, changes: list[AlertChange], seconds: float) -> None:
+        self.metrics.entries_processed.inc(entries)
+        self.metrics.nlp_batch_duration.observe(seconds)
+        for change in changes:
+            self.metrics.rule_matches.labels(change.rule_id, change.state).inc()
+            if change.state in ("new", "update", "silenced"):
+                self.metrics.alerts.labels(change.state).inc()
 
     async def run_cycle(self, *, force: bool = False) -> CycleReport:
         """Poll due feeds (every enabled feed when ``force``), process, deliver: one pass,

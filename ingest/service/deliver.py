@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-import os
 import random
-import socket
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -28,6 +26,8 @@ from ingest.errors import DeliveryError, StorageError
 from ingest.notify.base import ChannelOptions, DigestNotifier, Notifier
 from ingest.notify.digest import digest_trigger, previous_digest
 from ingest.notify.retry import settle_failure
+from ingest.service.fleet import new_instance_id
+from ingest.service.metrics import Metrics
 from ingest.store.base import DeliveryResult, PendingDelivery, Store
 
 log = structlog.get_logger("ingest.deliver")
@@ -37,18 +37,14 @@ RECORD_EVERY_S = 0.05  # outcomes of a batch are written at least this often…
 RECORD_AT_MOST = 64  # …and in groups of at most this many
 
 
-def instance_name() -> str:
-    """This process, as claim tokens name it."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
 class ChannelWorker:
     """Sends one channel's due deliveries under its concurrency and rate limits."""
 
     def __init__(self, name: str, notifier: Notifier, options: ChannelOptions,
                  defaults: DeliverySettings, store: Store, clock: Callable[[], datetime],
-                 instance: str) -> None:
+                 instance: str, metrics: Metrics | None = None) -> None:
         self.name = name
+        self.metrics = metrics
         self.notifier = notifier
         self.store = store
         self.clock = clock
@@ -98,11 +94,20 @@ class ChannelWorker:
             except BaseException:  # a stop or a failed write mid-batch: unsettled rows are
                 await self._release(token)  # due again now, not when the lease runs out
                 raise
+            self._count(results)
             ok = sum(r.state == "delivered" for r in results)
             delivered, failed = delivered + ok, failed + len(results) - ok
             self.log.info("delivery.batch", sent=len(results), delivered=ok,
                           failed=len(results) - ok)
         return delivered, failed
+
+    def _count(self, results: Sequence[DeliveryResult]) -> None:
+        if self.metrics is None:
+            return
+        for r in results:
+            self.metrics.delivery_attempts.labels(self.name, r.state).inc()
+            self.metrics.delivery_duration.labels(self.name).observe(
+                max(0.0, (r.finished_at - r.started_at).total_seconds()))
 
     async def _release(self, token: str) -> None:
         try:
@@ -216,10 +221,11 @@ class Dispatcher:
     """Every configured channel's worker, driven together."""
 
     def __init__(self, settings: Settings, notifiers: Mapping[str, Notifier], store: Store,
-                 clock: Callable[[], datetime], instance: str | None = None) -> None:
-        self.instance = instance or instance_name()
+                 clock: Callable[[], datetime], instance: str | None = None,
+                 metrics: Metrics | None = None) -> None:
+        self.instance = instance or new_instance_id()
         self.workers = {name: ChannelWorker(name, notifiers[name], ch, settings.delivery, store,
-                                            clock, self.instance)
+                                            clock, self.instance, metrics)
                         for name, ch in settings.channels.items() if name in notifiers}
         self.running = False
 

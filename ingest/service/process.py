@@ -78,13 +78,16 @@ async def _process_batch(batch: list[StoredEntry], runner: Runner, rules: RuleSe
         await store.record_truncation(truncated)
     # Fingerprints and matching are pure CPU work too: keep them off the event loop.
     prepared = await asyncio.to_thread(prepare, batch, analyses, settings.stories.similarity)
-    candidates = await store.story_candidates(
-        [k for p in prepared for k in p.fingerprint.bands], [p.link for p in prepared if p.link],
-        now - timedelta(seconds=settings.stories.window))
-    stories = await asyncio.to_thread(assign_stories, story_inputs(prepared), candidates,
-                                      settings.stories.similarity)
-    results = await asyncio.to_thread(outcomes, prepared, stories, rules, settings, now)
-    changes = await store.record_outcomes(results, clock())
+    # Stories are assigned and recorded under a fleet-wide lock: two instances must not
+    # each start a story (and raise an alert) for copies of the same news.
+    async with store.story_lock():
+        candidates = await store.story_candidates(
+            [k for p in prepared for k in p.fingerprint.bands],
+            [p.link for p in prepared if p.link], now - timedelta(seconds=settings.stories.window))
+        stories = await asyncio.to_thread(assign_stories, story_inputs(prepared), candidates,
+                                          settings.stories.similarity)
+        results = await asyncio.to_thread(outcomes, prepared, stories, rules, settings, now)
+        changes = await store.record_outcomes(results, clock())
     for change in changes:
         alert = change.alert
         log.info(f"alert.{change.state}", rule_id=change.rule_id, entry_id=change.entry_id,

@@ -38,6 +38,7 @@ class RefreshOutcome:
     new_entries: tuple[StoredEntry, ...] = ()
     error: str | None = None
     notice: Notice | None = None
+    fetch_s: float | None = None  # the request's duration, when it got an answer
 
 
 def headers_for(feed: Feed, url: str) -> tuple[tuple[str, str], ...]:
@@ -127,7 +128,7 @@ class Poller:
         record, notice = judge(feed, record, new_entries=len(new), now=now,
                                settings=self.settings.health)
         return RefreshOutcome(feed.id, "not-modified" if result.not_modified else "new",
-                              record, new, notice=notice)
+                              record, new, notice=notice, fetch_s=result.elapsed_s)
 
     def _failed(self, feed: Feed, state: FeedState, error: str,
                 flog: structlog.typing.FilteringBoundLogger, status: int | None = None,

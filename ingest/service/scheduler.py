@@ -45,12 +45,18 @@ import asyncio
 import contextlib
 import signal
 from datetime import datetime
+from pathlib import Path
 
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from ingest.config import DEFAULTS_SOURCE, Settings, load_config
 from ingest.errors import IngestError
+from ingest.logs import configure_logging
+from ingest.model import Feed
+from ingest.service import sdnotify
 from ingest.service.app import App, load_rule_files
+from ingest.service.reconfig import plan_reload
 from ingest.service.watch import targets_for
 from ingest.service.watch import watch as watch_files
 
@@ -59,12 +65,18 @@ log = structlog.get_logger("ingest.scheduler")
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
+def _read_config(path: Path) -> tuple[Settings, list[Feed]]:
+    settings = load_config(path)
+    return settings, settings.all_feeds()
+
+
 class Daemon:
-    def __init__(self, app: App, grace_s: float = 20.0, *, watch: bool = True) -> None:
+    def __init__(self, app: App, grace_s: float | None = None, *, watch: bool = True) -> None:
         self.app = app
-        self.grace_s = grace_s
+        self._grace_s = grace_s
         self.watch = watch
         self.stop = asyncio.Event()
+        self.running = False  # the scheduler runs and the daemon is not stopping (/readyz)
         self._current: asyncio.Task[object] | None = None
         self._processing: asyncio.Task[None] | None = None
         self._process_wanted = asyncio.Event()
@@ -73,12 +85,19 @@ class Daemon:
         self._reload_wanted = asyncio.Event()
         self._triggers: set[str] = set()
 
+    @property
+    def grace_s(self) -> float:
+        """How long in-flight work may take after SIGTERM (``shutdown_timeout``), less a
+        margin for releasing leases and closing."""
+        total = self._grace_s if self._grace_s is not None else self.app.settings.shutdown_timeout
+        return max(0.5, total - min(2.0, total * 0.1))
+
     async def _cycle_job(self) -> None:
         if self.stop.is_set():
             return
         self._current = asyncio.current_task()
         try:
-            report = await self.app.poll()
+            report = await self.app.poll(stop=self.stop)
             if report.new_entries:
                 self._process_wanted.set()
             if not self.stop.is_set() and (self._notices is None or self._notices.done()):
@@ -141,10 +160,15 @@ class Daemon:
         self._processing = loop.create_task(self._processor())
         reloader = loop.create_task(self._reloader())
         watcher = loop.create_task(self._watch()) if self.watch else None
-        log.info("daemon.running", tick_s=self.app.settings.polling.tick, watch=self.watch)
+        self.running = True
+        log.info("daemon.running", tick_s=self.app.settings.polling.tick, watch=self.watch,
+                 instance=self.app.instance)
+        sdnotify.ready(f"polling {self.app.instance}")
         try:
             await self.stop.wait()
         finally:
+            self.running = False
+            sdnotify.stopping()
             # Stop new cycles and reloads first, let the cycle in flight finish (or cancel
             # it after the grace period), and only then shut the scheduler down: its
             # shutdown cancels running jobs at once.
@@ -170,9 +194,15 @@ class Daemon:
         while True:
             await self._reload_wanted.wait()
             self._reload_wanted.clear()
-            triggers, self._triggers = ",".join(sorted(self._triggers)), set()
-            with structlog.contextvars.bound_contextvars(trigger=triggers):
-                await self.reload()
+            asked, self._triggers = self._triggers, set()
+            with structlog.contextvars.bound_contextvars(trigger=",".join(sorted(asked))):
+                sdnotify.reloading()
+                try:
+                    if "SIGHUP" in asked:  # the config file too; file watching: rules only
+                        await self.reload_config()
+                    await self.reload()
+                finally:
+                    sdnotify.ready()
 
     async def _watch(self) -> None:
         try:
@@ -181,6 +211,33 @@ class Daemon:
                               lambda: self.request_reload("watch"), self.stop)
         except Exception:  # the daemon runs on without it: SIGHUP still reloads
             log.exception("rules.watch_failed", hint="edits are taken up on SIGHUP only")
+
+    async def reload_config(self) -> bool:
+        """Read the config file again and put in force what can change without a restart
+        (feeds, routes, health, …; see service/reconfig.py).  A broken file changes
+        nothing: the settings in force stay, and the problems are logged."""
+        old = self.app.settings
+        if old.source == DEFAULTS_SOURCE:
+            log.info("config.unchanged", reason="no config file: running on the defaults")
+            return True
+        try:
+            new, feeds = await asyncio.to_thread(_read_config, Path(old.source))
+        except IngestError as exc:
+            log.error("config.reload_failed", config=old.source, error=str(exc),
+                      hint="the settings in force stay; fix the file and send SIGHUP again")
+            return False
+        plan = plan_reload(old, new)
+        if plan.restart_needed:
+            log.warning("config.restart_needed", config=old.source,
+                        settings=list(plan.restart_needed),
+                        hint="these take effect on restart; the rest is in force now")
+        await self.app.apply_settings(plan.settings, feeds)
+        if "log" in plan.changed:
+            log_settings = plan.settings.log
+            configure_logging(log_settings.level, log_settings.format, log_settings.modules)
+        log.info("config.reloaded" if plan.changed else "config.unchanged", config=old.source,
+                 changed=list(plan.changed), feeds=len(feeds))
+        return True
 
     async def reload(self) -> bool:
         """Reload rules and gazetteer; on any error keep the rules in force and say why."""

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 from ingest.model import Alert, Entry, Feed, FeedState
 from ingest.rules.policy import MatchEvent, Silence
 from ingest.rules.spec import RuleSpec
 from ingest.stories.cluster import StoryCandidate
 from ingest.stories.minhash import Fingerprint
+
+if TYPE_CHECKING:
+    from ingest.store.migrate import Migration
 
 
 @dataclass(frozen=True)
@@ -190,12 +195,69 @@ class Notice:
     last_error: str | None = None
 
 
+@dataclass(frozen=True)
+class InstanceRow:
+    """A service instance as the ``instances`` table knows it."""
+
+    id: str  # host:pid:random
+    host: str
+    pid: int
+    version: str
+    started_at: datetime
+    heartbeat_at: datetime
+    state: str  # running | stopping | stopped | dead
+    leases: dict[str, int]  # kind -> count at the last heartbeat
+    stopped_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class FleetStats:
+    """Fleet-wide figures for metrics, read at each heartbeat."""
+
+    waiting_entries: int  # stored, not yet processed
+    deliveries: dict[str, int]  # state -> rows
+    live_instances: int
+
+
 class Store(Protocol):
     """Durable state.  Every method is idempotent where the data has a natural key."""
 
     single_instance: bool  # True when no other process can share this database (SQLite)
+    sqlite_path: Path | None  # the database file, for SQLite
 
-    async def init(self) -> None: ...
+    async def init(self) -> Migration: ...
+
+    async def ping(self) -> None: ...
+
+    # -- fleet (store/leases.py) --
+
+    async def claim_feeds(self, *, now: datetime, due_by: datetime, polled_before: datetime,
+                          limit: int, instance: str,
+                          lease_until: datetime) -> list[tuple[Feed, FeedState]]: ...
+
+    async def claim_entries(self, *, now: datetime, limit: int, instance: str,
+                            lease_until: datetime) -> list[StoredEntry]: ...
+
+    async def release_leases(self, instance: str, *, feeds: bool = False,
+                             entries: bool = False) -> int: ...
+
+    def story_lock(self) -> AbstractAsyncContextManager[None]:
+        """Held while a batch's stories are assigned and recorded: two instances must not
+        both start a story for copies of the same news."""
+        ...
+
+    async def register_instance(self, row: InstanceRow) -> None: ...
+
+    async def heartbeat(self, instance: str, *, now: datetime, lease_until: datetime,
+                        state: str = "running") -> dict[str, int]: ...
+
+    async def reap_instances(self, *, now: datetime, dead_before: datetime) -> list[str]: ...
+
+    async def retire_instance(self, instance: str, now: datetime) -> dict[str, int]: ...
+
+    async def instances(self, *, include_stopped: bool = False) -> list[InstanceRow]: ...
+
+    async def fleet_stats(self, live_after: datetime) -> FleetStats: ...
 
     async def close(self) -> None: ...
 
@@ -212,7 +274,9 @@ class Store(Protocol):
 
     async def reset_feed(self, feed_id: str, now: datetime) -> bool: ...
 
-    async def due_notices(self, now: datetime, limit: int) -> list[Notice]: ...
+    async def due_notices(self, now: datetime, limit: int) -> list[Notice]:
+        """Claims them: not due for others until settled or ten minutes have passed."""
+        ...
 
     async def finish_notice(self, notice_id: int, *, state: str, now: datetime,
                             error: str | None = None,

@@ -114,7 +114,7 @@ def _poll_values(record: PollRecord) -> dict[str, Any]:
         "update_interval_s": s.update_interval_s, "fetch_time_avg_s": s.fetch_time_avg_s,
         "health": s.health, "health_since": naive(s.health_since), "etag": s.etag,
         "last_modified": s.last_modified, "error_count": s.error_count,
-        "last_polled_at": naive(record.polled_at)}
+        "last_polled_at": naive(record.polled_at), "leased_by": None, "lease_until": None}
     if record.ok and record.document:
         values.update(last_success_at=naive(record.polled_at), warning=record.warning)
     elif record.ok:
@@ -175,11 +175,18 @@ async def add_notices(conn: AsyncConnection, notices: Sequence[Notice]) -> None:
             next_attempt_at=naive(n.created_at)))
 
 
-async def due_notices(conn: AsyncConnection, now: datetime, limit: int) -> list[Notice]:
-    query = (select(t.feed_notices).where(t.feed_notices.c.state == "pending")
-             .where(t.feed_notices.c.next_attempt_at <= naive(now))
-             .order_by(t.feed_notices.c.id).limit(limit))
-    return [_notice(r) for r in (await conn.execute(query)).all()]
+async def due_notices(conn: AsyncConnection, now: datetime, limit: int,
+                      lease_until: datetime) -> list[Notice]:
+    """Claim due notices: they are not due for anyone else until ``lease_until`` (another
+    instance, a concurrent sender), and each is settled by ``finish_notice``."""
+    n = t.feed_notices
+    query = (select(n).where(n.c.state == "pending").where(n.c.next_attempt_at <= naive(now))
+             .order_by(n.c.id).limit(limit).with_for_update(skip_locked=True))
+    rows = (await conn.execute(query)).all()
+    if rows:
+        await conn.execute(update(n).where(n.c.id.in_([r.id for r in rows]))
+                           .values(next_attempt_at=naive(lease_until)))
+    return [_notice(r) for r in rows]
 
 
 async def finish_notice(conn: AsyncConnection, notice_id: int, *, state: str, now: datetime,

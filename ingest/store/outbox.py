@@ -130,12 +130,16 @@ async def finish(conn: AsyncConnection, token: str, results: Sequence[DeliveryRe
     return len(mine)
 
 
-async def release(conn: AsyncConnection, now: datetime, token: str | None = None) -> int:
-    """Make rows being sent (by ``token``, or by anyone) due again at once, their attempt
-    recorded as interrupted.  For a stop mid-send, and for a single instance's restart."""
+async def release(conn: AsyncConnection, now: datetime, token: str | None = None, *,
+                  instance: str | None = None) -> int:
+    """Make rows being sent (by ``token``, by any claim of ``instance``, or by anyone) due
+    again at once, their attempt recorded as interrupted.  For a stop mid-send, a dead
+    instance, and a single instance's restart."""
     cond = d.c.state == "sending"
     if token is not None:
         cond = and_(cond, d.c.claimed_by == token)
+    if instance is not None:  # claim tokens are "<instance>:<random>"
+        cond = and_(cond, d.c.claimed_by.startswith(f"{instance}:", autoescape=True))
     rows = (await conn.execute(select(d.c.id, d.c.attempts, d.c.updated_at).where(cond))).all()
     if not rows:
         return 0

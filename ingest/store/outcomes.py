@@ -44,7 +44,8 @@ async def record_outcomes(conn: AsyncConnection, dialect: str, outcomes: Sequenc
         await conn.execute(update(t.entries).where(t.entries.c.id == out.entry_id).values(
             story_id=out.story_id, canonical_link=out.canonical_link or None,
             signature=out.fingerprint.signature if out.fingerprint else None,
-            language=out.language, analysis=out.analysis, processed_at=naive(now)))
+            language=out.language, analysis=out.analysis, processed_at=naive(now),
+            leased_by=None, lease_until=None))
         await conn.execute(delete(t.story_bands).where(t.story_bands.c.entry_id == out.entry_id))
         if out.fingerprint is not None and out.fingerprint.bands:
             await conn.execute(t.story_bands.insert(), [

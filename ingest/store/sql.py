@@ -12,7 +12,7 @@ import fcntl
 import functools
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from ingest.errors import StorageError
 from ingest.model import Alert, Entry, Feed, FeedState
 from ingest.rules.policy import Silence
 from ingest.store import feeds as feed_rows
-from ingest.store import history, migrate, outbox
+from ingest.store import history, leases, migrate, outbox
 from ingest.store import schema as t
 from ingest.store.base import (
     AlertChange,
@@ -37,6 +37,8 @@ from ingest.store.base import (
     DeliveryRow,
     EntryOutcome,
     FeedRow,
+    FleetStats,
+    InstanceRow,
     MatchRow,
     Notice,
     PendingDelivery,
@@ -49,6 +51,9 @@ from ingest.store.rows import alert_from_json, aware, insert_for, naive
 from ingest.stories.cluster import StoryCandidate
 
 log = structlog.get_logger("ingest.store")
+
+NOTICE_LEASE = timedelta(minutes=10)  # a claimed notice is due again after this if unsettled
+STORY_LOCK = 7_314_159_266  # pg_advisory_lock key: stories are assigned one batch at a time
 
 _DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg",
             "postgres": "postgresql+asyncpg"}
@@ -139,6 +144,11 @@ class SqlStore:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
+    async def ping(self) -> None:
+        """Raise StorageError unless the database answers (for /readyz)."""
+        async with self._begin() as conn:
+            await conn.exec_driver_sql("SELECT 1")
+
     async def revision(self) -> tuple[str | None, str]:
         """(the database's Alembic revision, the newest this version knows)."""
         async with self._tx() as conn:
@@ -179,7 +189,7 @@ class SqlStore:
 
     async def due_notices(self, now: datetime, limit: int) -> list[Notice]:
         async with self._tx() as conn:
-            return await feed_rows.due_notices(conn, now, limit)
+            return await feed_rows.due_notices(conn, now, limit, now + NOTICE_LEASE)
 
     async def finish_notice(self, notice_id: int, *, state: str, now: datetime,
                             error: str | None = None,
@@ -191,6 +201,69 @@ class SqlStore:
     async def notices(self, feed_id: str | None = None, limit: int = 100) -> list[Notice]:
         async with self._tx() as conn:
             return await feed_rows.notices(conn, feed_id, limit)
+
+    # -- fleet: leases and instances (store/leases.py) ---------------------------
+
+    async def claim_feeds(self, *, now: datetime, due_by: datetime, polled_before: datetime,
+                          limit: int, instance: str,
+                          lease_until: datetime) -> list[tuple[Feed, FeedState]]:
+        async with self._tx() as conn:
+            return await leases.claim_feeds(conn, now=now, due_by=due_by,
+                                            polled_before=polled_before, limit=limit,
+                                            instance=instance, lease_until=lease_until)
+
+    async def claim_entries(self, *, now: datetime, limit: int, instance: str,
+                            lease_until: datetime) -> list[StoredEntry]:
+        async with self._tx() as conn:
+            return await leases.claim_entries(conn, now=now, limit=limit, instance=instance,
+                                              lease_until=lease_until)
+
+    async def release_leases(self, instance: str, *, feeds: bool = False,
+                             entries: bool = False) -> int:
+        async with self._tx() as conn:
+            released = await leases.release_feeds(conn, instance) if feeds else 0
+            return released + (await leases.release_entries(conn, instance) if entries else 0)
+
+    @asynccontextmanager
+    async def story_lock(self) -> AsyncIterator[None]:
+        if self._dialect != "postgresql":  # one instance: its batches run one at a time
+            yield
+            return
+        try:
+            async with self.engine.connect() as conn:
+                await conn.exec_driver_sql(f"SELECT pg_advisory_lock({STORY_LOCK})")
+                try:
+                    yield
+                finally:
+                    await conn.exec_driver_sql(f"SELECT pg_advisory_unlock({STORY_LOCK})")
+        except SQLAlchemyError as exc:
+            raise StorageError(f"database error: {exc.__class__.__name__}: {exc}") from exc
+
+    async def register_instance(self, row: InstanceRow) -> None:
+        async with self._tx() as conn:
+            await leases.register(conn, row)
+
+    async def heartbeat(self, instance: str, *, now: datetime, lease_until: datetime,
+                        state: str = "running") -> dict[str, int]:
+        async with self._tx() as conn:
+            return await leases.heartbeat(conn, instance, now=now, lease_until=lease_until,
+                                          state=state)
+
+    async def reap_instances(self, *, now: datetime, dead_before: datetime) -> list[str]:
+        async with self._tx() as conn:
+            return await leases.reap(conn, now=now, dead_before=dead_before)
+
+    async def retire_instance(self, instance: str, now: datetime) -> dict[str, int]:
+        async with self._tx() as conn:
+            return await leases.retire(conn, instance, now)
+
+    async def instances(self, *, include_stopped: bool = False) -> list[InstanceRow]:
+        async with self._tx() as conn:
+            return await leases.instances(conn, include_stopped=include_stopped)
+
+    async def fleet_stats(self, live_after: datetime) -> FleetStats:
+        async with self._tx() as conn:
+            return FleetStats(*await leases.stats(conn, live_after))
 
     # -- entries ------------------------------------------------------------
 
@@ -244,7 +317,8 @@ class SqlStore:
         """Mark an entry that cannot be processed as done, keeping the reason on its row."""
         async with self._tx() as conn:
             await conn.execute(update(t.entries).where(t.entries.c.id == entry_id)
-                               .values(processed_at=naive(now), error=error[:2000]))
+                               .values(processed_at=naive(now), error=error[:2000],
+                                       leased_by=None, lease_until=None))
 
     async def record_truncation(self, lengths: dict[int, int]) -> None:
         """Note which entries NLP read only in part, and their full length."""
@@ -274,8 +348,10 @@ class SqlStore:
             return await outbox.release(conn, now, token)
 
     async def recover_interrupted(self, now: datetime) -> int:
-        """Every row left ``sending`` by a stopped process becomes due now (one instance)."""
+        """Every row left ``sending`` by a stopped process becomes due now, and every
+        feed and entry it held is free (one instance); return the deliveries."""
         async with self._tx() as conn:
+            await leases.release_all(conn)
             return await outbox.release(conn, now)
 
     async def abandon_channels(self, configured: Sequence[str], now: datetime) -> int:
