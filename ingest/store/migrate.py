@@ -47,7 +47,7 @@ class Migration:
         return self.before != self.after
 
 
-def _config(connection: Connection | None = None) -> Config:
+def alembic_config(connection: Connection | None = None) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     if connection is not None:
@@ -57,13 +57,13 @@ def _config(connection: Connection | None = None) -> Config:
 
 def head() -> str:
     """The newest revision this version of ingest knows."""
-    revision = ScriptDirectory.from_config(_config()).get_current_head()
+    revision = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert revision is not None
     return revision
 
 
 def known_revisions() -> set[str]:
-    return {s.revision for s in ScriptDirectory.from_config(_config()).walk_revisions()}
+    return {s.revision for s in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
 
 
 def current_revision(connection: Connection) -> str | None:
@@ -79,13 +79,13 @@ async def upgrade(conn: AsyncConnection, where: str) -> Migration:
     legacy: int | None = None
     if before is None and "feeds" in tables:  # made before Alembic
         legacy = await _legacy_to_baseline(conn, tables, where)
-        await conn.run_sync(lambda c: command.stamp(_config(c), BASELINE))
+        await conn.run_sync(lambda c: command.stamp(alembic_config(c), BASELINE))
     elif before is not None and before not in known_revisions():
         raise StorageError(
             f"the database {where} was made by a newer version of ingest (revision "
             f"{before}; this version knows up to {head()}). Upgrade ingest, or point "
             "database_url at another database.")
-    await conn.run_sync(lambda c: command.upgrade(_config(c), "head"))
+    await conn.run_sync(lambda c: command.upgrade(alembic_config(c), "head"))
     migration = Migration(before if legacy is None else f"schema {legacy}", head(), legacy)
     if migration.changed and (before is not None or legacy is not None):
         log.info("database.upgraded", database=where, from_revision=migration.before,
