@@ -83,7 +83,9 @@ class _FeedHandler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         server: FeedServer = self.server.owner  # type: ignore[attr-defined]
         path = self.path.split("?", 1)[0]
-        server.requests.append((path, dict(self.headers.items())))
+        headers = dict(self.headers.items())
+        server.log.append((time.time(), path, headers))
+        server.requests.append((path, headers))
         route = server.routes.get(path)
         if route is None:
             self.send_error(404)
@@ -113,6 +115,8 @@ class FeedServer(_LoopbackServer):
         super().__init__(_FeedHandler)
         self.routes: dict[str, Route] = dict(routes or {})
         self.requests: list[tuple[str, dict[str, str]]] = []
+        # Every request as (arrival time from time.time(), path, headers): who fetched what when.
+        self.log: list[tuple[float, str, dict[str, str]]] = []
 
     def serve_dir(self, folder: Path, prefix: str = "/") -> dict[str, str]:
         """Serve every file in ``folder``; return {file name: URL}."""

@@ -47,6 +47,7 @@ RECORD_BATCH = 200  # feeds' rows written per transaction during a poll
 # Entries claimed for processing at a time: enough for a few NLP batches, small enough
 # that the instances of a fleet share a backlog.
 PROCESS_CLAIM = 128
+FORCE_LIMIT = 1_000_000  # ``poll(force=True)`` claims every enabled feed in one go
 
 
 def utc_now() -> datetime:
@@ -243,15 +244,16 @@ class App:
         fetch, parse, dedup, store; no NLP, rules or delivery.
 
         Feeds are claimed in chunks as polls finish (a lease each, so that no other
-        instance polls them meanwhile), at most ``2 × polling.concurrency`` in hand, and
-        each at most once per call.  ``stop`` ends the claiming; the polls in hand finish.
+        instance polls them meanwhile), at most ``2 × polling.concurrency`` in hand;
+        ``force`` claims every enabled feed at once instead (each polled once, at most
+        ``2 × polling.concurrency`` at a time).  ``stop`` ends the claiming; the polls in
+        hand finish.
         Feeds' rows (and their health notices, in the same transaction) are written in
         batches as polls finish, which also ends their leases, so a 304 costs no
         transaction of its own; a crash loses only unwritten rows, and those feeds are
         simply polled again once their leases lapse.
         """
         report = CycleReport()
-        started = self.clock()
         pending: list[RefreshOutcome] = []
         store_failed = False
 
@@ -285,7 +287,8 @@ class App:
 
         async def guarded(feed: Feed, state: FeedState) -> None:
             try:
-                await one(feed, state)
+                async with gate:
+                    await one(feed, state)
             except Exception as exc:  # e.g. the database failed while recording
                 log.error("poll.record_failed", feed_id=feed.id, error=repr(exc))
                 report.errors[feed.id] = f"{type(exc).__name__}: {exc}"
@@ -295,6 +298,7 @@ class App:
         # fleet's queue.  Each chunk is interleaved by host, so that many feeds on one
         # host do not take every place while they wait for that host.
         cap = self.settings.polling.concurrency * 2
+        gate = asyncio.Semaphore(cap)
         running: set[asyncio.Task[None]] = set()
         exhausted = False
         try:
@@ -304,8 +308,9 @@ class App:
                     if stop is not None and stop.is_set():
                         exhausted = True
                     else:
-                        claimed = await self._claim_feeds(room, started, force)
-                        exhausted = len(claimed) < room
+                        limit = FORCE_LIMIT if force else room
+                        claimed = await self._claim_feeds(limit, force)
+                        exhausted = force or len(claimed) < limit
                         running.update(asyncio.ensure_future(guarded(f, s))
                                        for f, s in by_host(claimed))
                 if not running:
@@ -320,12 +325,11 @@ class App:
                  errors=len(report.errors), new_entries=report.new_entries)
         return report
 
-    async def _claim_feeds(self, limit: int, started: datetime,
-                           force: bool) -> list[tuple[Feed, FeedState]]:
+    async def _claim_feeds(self, limit: int, force: bool) -> list[tuple[Feed, FeedState]]:
         now = self.clock()
         return await self.store.claim_feeds(
-            now=now, due_by=FAR_FUTURE if force else now, polled_before=started, limit=limit,
-            instance=self.instance, lease_until=self.membership.lease_until(now))
+            now=now, due_by=FAR_FUTURE if force else now, limit=limit, instance=self.instance,
+            lease_until=self.membership.lease_until(now))
 
     async def _end_poll(self, flush: Callable[[], Awaitable[None]]) -> None:
         """Write the rows not yet written, then free the feeds still held (polls cut

@@ -231,8 +231,7 @@ class Store(Protocol):
 
     # -- fleet (store/leases.py) --
 
-    async def claim_feeds(self, *, now: datetime, due_by: datetime, polled_before: datetime,
-                          limit: int, instance: str,
+    async def claim_feeds(self, *, now: datetime, due_by: datetime, limit: int, instance: str,
                           lease_until: datetime) -> list[tuple[Feed, FeedState]]: ...
 
     async def claim_entries(self, *, now: datetime, limit: int, instance: str,

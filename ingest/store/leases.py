@@ -43,15 +43,12 @@ def _free(table: Any, now: datetime) -> Any:
     return or_(table.c.lease_until.is_(None), table.c.lease_until <= naive(now))
 
 
-async def claim_feeds(conn: AsyncConnection, *, now: datetime, due_by: datetime,
-                      polled_before: datetime, limit: int, instance: str,
-                      lease_until: datetime) -> list[tuple[Feed, FeedState]]:
-    """Lease up to ``limit`` enabled feeds due by ``due_by`` that nobody holds and that
-    were not polled since ``polled_before`` (one poll per feed per cycle); longest-waiting
-    first."""
+async def claim_feeds(conn: AsyncConnection, *, now: datetime, due_by: datetime, limit: int,
+                      instance: str, lease_until: datetime) -> list[tuple[Feed, FeedState]]:
+    """Lease up to ``limit`` enabled feeds due by ``due_by`` that nobody holds, the
+    longest-waiting first."""
     query = (select(f).where(f.c.enabled.is_(True), f.c.disabled_reason.is_(None))
              .where(or_(f.c.next_poll_at.is_(None), f.c.next_poll_at <= naive(due_by)))
-             .where(or_(f.c.last_polled_at.is_(None), f.c.last_polled_at < naive(polled_before)))
              .where(_free(f, now))
              .order_by(f.c.next_poll_at).limit(limit).with_for_update(skip_locked=True))
     rows = (await conn.execute(query)).all()
@@ -91,11 +88,14 @@ async def release_entries(conn: AsyncConnection, instance: str) -> int:
     return int(result.rowcount or 0)
 
 
-async def release_all(conn: AsyncConnection) -> None:
-    """Free every feed and entry lease (a single instance's start: no one else holds any)."""
+async def release_all(conn: AsyncConnection, now: datetime) -> None:
+    """A single instance's start (SQLite: no one else can be running): free every feed and
+    entry lease, and mark instances that did not stop cleanly dead."""
     for table in (f, e):
         await conn.execute(update(table).where(table.c.leased_by.is_not(None))
                            .values(leased_by=None, lease_until=None))
+    await conn.execute(update(i).where(i.c.state.in_(("running", "stopping")))
+                       .values(state="dead", stopped_at=naive(now)))
 
 
 async def register(conn: AsyncConnection, row: InstanceRow) -> None:

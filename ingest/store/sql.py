@@ -204,12 +204,10 @@ class SqlStore:
 
     # -- fleet: leases and instances (store/leases.py) ---------------------------
 
-    async def claim_feeds(self, *, now: datetime, due_by: datetime, polled_before: datetime,
-                          limit: int, instance: str,
+    async def claim_feeds(self, *, now: datetime, due_by: datetime, limit: int, instance: str,
                           lease_until: datetime) -> list[tuple[Feed, FeedState]]:
         async with self._tx() as conn:
-            return await leases.claim_feeds(conn, now=now, due_by=due_by,
-                                            polled_before=polled_before, limit=limit,
+            return await leases.claim_feeds(conn, now=now, due_by=due_by, limit=limit,
                                             instance=instance, lease_until=lease_until)
 
     async def claim_entries(self, *, now: datetime, limit: int, instance: str,
@@ -351,7 +349,7 @@ class SqlStore:
         """Every row left ``sending`` by a stopped process becomes due now, and every
         feed and entry it held is free (one instance); return the deliveries."""
         async with self._tx() as conn:
-            await leases.release_all(conn)
+            await leases.release_all(conn, now)
             return await outbox.release(conn, now)
 
     async def abandon_channels(self, configured: Sequence[str], now: datetime) -> int:
