@@ -5,46 +5,26 @@ together migrate once."""
 from __future__ import annotations
 
 import asyncio
-import os
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from conftest import empty_database
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
 from ingest.errors import StorageError
 from ingest.store.migrate import BASELINE, head
 from ingest.store.schema import SCHEMA_VERSION, metadata
 from ingest.store.sql import SqlStore
 
-PG_URL = os.environ.get("INGEST_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
-
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    """An empty database: a SQLite file, or a fresh PostgreSQL database (dropped after)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'm.db'}"
-        return
-    asyncpg = pytest.importorskip("asyncpg")
-    server = make_url(PG_URL)
-    admin_dsn = server.set(drivername="postgresql", database="postgres").render_as_string(
-        hide_password=False)
-    try:
-        admin = await asyncpg.connect(admin_dsn, timeout=5)
-    except (OSError, asyncpg.PostgresError) as exc:
-        pytest.skip(f"no PostgreSQL server answers at {server.host}:{server.port}: {exc}")
-    name = f"ingest_migrations_{uuid.uuid4().hex[:10]}"
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+    """An empty database: a SQLite file, or a fresh PostgreSQL database."""
+    async with empty_database(request.param, tmp_path) as found:
+        yield found
 
 
 async def _diff(store: SqlStore) -> list[object]:

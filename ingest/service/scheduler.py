@@ -4,18 +4,20 @@ Polling never waits on NLP: the ``cycle`` job only fetches, parses and stores, t
 wakes the processor task, which analyses, matches and records whatever is stored and
 unprocessed (batch by batch, in the worker processes) while the next polls go on.
 
-SIGTERM/SIGINT stop claiming new work; the cycle in flight and the delivery batches
-being sent get ``grace_s`` to finish, then are cancelled.  Cancelling is safe: an
-entry is marked processed in the same transaction as its alerts, and a delivery is
-marked done only after the receiver accepted it, so anything interrupted is simply
-done again next time.
+SIGTERM/SIGINT stop claiming new work (feeds, entries, deliveries); the polls, the
+batch and the delivery batches in flight get ``shutdown_timeout`` (less a margin for
+releasing leases) to finish, then are cancelled, and ``App.close`` releases every lease.
+Cancelling is safe: an entry is marked processed in the same transaction as its alerts,
+and a delivery is marked done only after the receiver accepted it, so anything
+interrupted is simply done again, here next time or by another instance now.
 
 Deliveries are sent by the dispatcher's per-channel workers (``service/deliver.py``),
 woken when a cycle writes alerts, by the ``deliveries`` job every ``delivery.tick``
 (retries coming due), and by each digest channel's own trigger.
 
 Hot reload.  SIGHUP, and with ``watch`` any change to the rule files, the term lists
-or the gazetteer (:mod:`ingest.service.watch`), asks for a reload.  One reload task
+or the gazetteer (:mod:`ingest.service.watch`), asks for a reload; SIGHUP also reads the
+config file again first (:meth:`Daemon.reload_config`, :mod:`ingest.service.reconfig`).  One reload task
 serves the requests: any number made while it works are served by one more reload
 after it, never by two at once, and :meth:`Daemon.reload` holds a lock, so direct
 callers cannot interleave either.  A reload reads and compiles every file off the
