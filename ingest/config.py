@@ -11,7 +11,14 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from ingest.durations import Duration
 from ingest.errors import ConfigError, Problem
@@ -151,6 +158,14 @@ class FleetSettings(_Strict):
     heartbeat: Duration = 10.0  # how often an instance renews its row and its leases
     # An instance silent this long is dead: its feeds, entries and deliveries are freed.
     lease: Duration = 60.0
+
+    @model_validator(mode="after")
+    def _lease_outlasts_heartbeats(self) -> FleetSettings:
+        if self.heartbeat <= 0 or self.lease < 2 * self.heartbeat:
+            raise ValueError(f"fleet.lease ({self.lease:g}s) must be at least twice "
+                             f"fleet.heartbeat ({self.heartbeat:g}s), or a live instance's "
+                             "work is taken over between two heartbeats")
+        return self
 
 
 class HttpSettings(_Strict):
