@@ -156,3 +156,9 @@ def test_a_reload_keeps_restart_only_settings_and_names_them() -> None:
     assert plan.settings.retention == 3600.0 and plan.settings.shutdown_timeout == 5.0
     assert plan_reload(old, old).changed == () == plan_reload(old, old).restart_needed
     assert set(RESTART_ONLY) <= set(Settings.model_fields)
+
+
+async def test_instances_starting_together_sync_the_feeds_in_turn(store: SqlStore) -> None:
+    """Several instances syncing the same new feeds at once: no duplicate-key failure."""
+    await asyncio.gather(*(store.sync_feeds(feeds(200), NOW) for _ in range(4)))
+    assert len(await store.feeds(NOW)) == 200

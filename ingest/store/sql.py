@@ -54,6 +54,7 @@ log = structlog.get_logger("ingest.store")
 
 NOTICE_LEASE = timedelta(minutes=10)  # a claimed notice is due again after this if unsettled
 STORY_LOCK = 7_314_159_266  # pg_advisory_lock key: stories are assigned one batch at a time
+SYNC_LOCK = 7_314_159_267  # pg_advisory_xact_lock key: one feeds-table sync at a time
 
 _DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg",
             "postgres": "postgresql+asyncpg"}
@@ -161,6 +162,8 @@ class SqlStore:
 
     async def sync_feeds(self, feeds: Sequence[Feed], now: datetime) -> None:
         async with self._tx() as conn:
+            if self._dialect == "postgresql":  # instances starting together sync in turn
+                await conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({SYNC_LOCK})")
             await feed_rows.sync(conn, feeds, now)
 
     async def due_feeds(self, now: datetime, limit: int) -> list[tuple[Feed, FeedState]]:
