@@ -61,7 +61,7 @@ feeds = Table(
     Column("health", String(16), nullable=True),  # ok | failing | silent | disabled
     Column("health_since", DateTime, nullable=True),
     # Schema 5 (fleet): the instance polling this feed now, and until when at most.
-    Column("leased_by", String(100), nullable=True),
+    Column("leased_by", String(100), nullable=True, index=True),
     Column("lease_until", DateTime, nullable=True),
 )
 
@@ -87,7 +87,7 @@ entries = Table(
     # Schema 4: the document's length when NLP read only its first nlp.max_chars.
     Column("truncated_from", Integer, nullable=True),
     # Schema 5 (fleet): the instance processing this entry now, and until when at most.
-    Column("leased_by", String(100), nullable=True),
+    Column("leased_by", String(100), nullable=True, index=True),
     Column("lease_until", DateTime, nullable=True),
     UniqueConstraint("feed_id", "key", name="uq_entries_feed_key"),
     Index("ix_entries_fetched_at", "fetched_at"),

@@ -35,20 +35,24 @@ def upgrade() -> None:
     with op.batch_alter_table('entries', schema=None) as batch_op:
         batch_op.add_column(sa.Column('leased_by', sa.String(length=100), nullable=True))
         batch_op.add_column(sa.Column('lease_until', sa.DateTime(), nullable=True))
+        batch_op.create_index(batch_op.f('ix_entries_leased_by'), ['leased_by'], unique=False)
 
     with op.batch_alter_table('feeds', schema=None) as batch_op:
         batch_op.add_column(sa.Column('leased_by', sa.String(length=100), nullable=True))
         batch_op.add_column(sa.Column('lease_until', sa.DateTime(), nullable=True))
+        batch_op.create_index(batch_op.f('ix_feeds_leased_by'), ['leased_by'], unique=False)
 
     op.execute("UPDATE schema_info SET version = 5")
 
 
 def downgrade() -> None:
     with op.batch_alter_table('feeds', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_feeds_leased_by'))
         batch_op.drop_column('lease_until')
         batch_op.drop_column('leased_by')
 
     with op.batch_alter_table('entries', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_entries_leased_by'))
         batch_op.drop_column('lease_until')
         batch_op.drop_column('leased_by')
 
