@@ -43,7 +43,8 @@ log = structlog.get_logger("ingest.app")
 
 FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
 PRUNE_EVERY = timedelta(hours=1)
-RECORD_BATCH = 200  # feeds' rows written per transaction during a poll
+RECORD_BATCH = 200  # feeds' rows written per transaction during a poll…
+RECORD_EVERY_S = 2.0  # …and at least this often (what a crash can make an instance redo)
 # Entries claimed for processing at a time: enough for a few NLP batches, small enough
 # that the instances of a fleet share a backlog.
 PROCESS_CLAIM = 128
@@ -146,7 +147,9 @@ class App:
     @classmethod
     async def start(cls, settings: Settings, *, analyzer: Analyzer | None = None,
                     clock: Callable[[], datetime] = utc_now, instance: str | None = None,
-                    metrics: Metrics | None = None) -> App:
+                    metrics: Metrics | None = None, guard: SqliteGuard | None = None) -> App:
+        """Build and start the service; ``guard``: the SQLite instance lock, when the
+        caller took it already (``ingest run`` does, before binding its port)."""
         gaz, rules = load_rule_files(settings)
         feeds = settings.all_feeds()
         if not settings.channels:
@@ -157,7 +160,8 @@ class App:
                         hint="add feeds under feeds: or feed_files: (YAML or OPML)")
         store = open_store(settings.database_url)
         # One instance per SQLite file: refuse a second before loading anything heavy.
-        guard = SqliteGuard(store.sqlite_path) if store.sqlite_path else None
+        if guard is None and store.sqlite_path is not None:
+            guard = SqliteGuard(store.sqlite_path)
         try:
             if guard is not None:
                 guard.acquire()
@@ -249,18 +253,20 @@ class App:
         ``2 × polling.concurrency`` at a time).  ``stop`` ends the claiming; the polls in
         hand finish.
         Feeds' rows (and their health notices, in the same transaction) are written in
-        batches as polls finish, which also ends their leases, so a 304 costs no
-        transaction of its own; a crash loses only unwritten rows, and those feeds are
-        simply polled again once their leases lapse.
+        batches as polls finish (200 rows, or every 2 s), which also ends their leases, so
+        a 304 costs no transaction of its own; a crash loses only unwritten rows, and those
+        feeds are simply polled again once their leases lapse.
         """
         report = CycleReport()
         pending: list[RefreshOutcome] = []
         store_failed = False
+        flushed_at = time.monotonic()
 
         async def flush() -> None:
-            nonlocal store_failed
+            nonlocal store_failed, flushed_at
             batch = pending[:]
             pending.clear()
+            flushed_at = time.monotonic()
             try:
                 await self.store.record_polls([o.record for o in batch],
                                               [o.notice for o in batch if o.notice])
@@ -282,7 +288,8 @@ class App:
             elif outcome.status == "error" and outcome.error:
                 report.errors[outcome.feed_id] = outcome.error
             pending.append(outcome)
-            if len(pending) >= RECORD_BATCH and not store_failed:
+            if not store_failed and (len(pending) >= RECORD_BATCH
+                                     or time.monotonic() - flushed_at >= RECORD_EVERY_S):
                 await flush()
 
         async def guarded(feed: Feed, state: FeedState) -> None:

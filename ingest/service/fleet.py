@@ -47,7 +47,15 @@ class SqliteGuard:
         self._handle: IO[bytes] | None = None
 
     def acquire(self) -> None:
-        handle = open(self.path, "a+b")  # noqa: SIM115 - held for the process's life
+        """Take the lock, or raise StorageError naming who holds it (a no-op when held)."""
+        if self._handle is not None:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            handle = open(self.path, "a+b")  # noqa: SIM115 - held for the process's life
+        except OSError as exc:
+            raise StorageError(f"cannot create {self.path}: {exc.strerror}; check "
+                               "database_url and the folder's permissions") from exc
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

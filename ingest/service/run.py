@@ -17,10 +17,11 @@ import structlog
 from ingest.config import Settings
 from ingest.errors import StorageError
 from ingest.service.app import App
-from ingest.service.fleet import new_instance_id
+from ingest.service.fleet import SqliteGuard, new_instance_id
 from ingest.service.http import StatusServer
 from ingest.service.metrics import Metrics
 from ingest.service.scheduler import Daemon
+from ingest.store.sql import sqlite_file
 
 log = structlog.get_logger("ingest.run")
 
@@ -55,14 +56,21 @@ async def run_service(settings: Settings, *, once: bool = False, grace_s: float 
     structlog.contextvars.bind_contextvars(instance=instance)
     metrics = Metrics(instance)
     parts = _Parts()
+    # A second instance on a SQLite file is refused before anything else (its port, too,
+    # is the first one's): say that, not "address in use".
+    database = sqlite_file(settings.database_url)
+    guard = SqliteGuard(database) if database is not None else None
+    if guard is not None:
+        guard.acquire()
     server = (StatusServer(settings.http.listen, metrics, parts.readiness)
               if http and settings.http.enabled else None)
-    if server is not None:
-        await server.start()
-        log.info("http.listening", listen=settings.http.listen, port=server.port,
-                 endpoints=["/healthz", "/readyz", "/metrics"])
     try:
-        parts.app = service = await App.start(settings, instance=instance, metrics=metrics)
+        if server is not None:
+            await server.start()
+            log.info("http.listening", listen=settings.http.listen, port=server.port,
+                     endpoints=["/healthz", "/readyz", "/metrics"])
+        parts.app = service = await App.start(settings, instance=instance, metrics=metrics,
+                                              guard=guard)
         try:
             if once:
                 report = await service.run_cycle(force=True)
@@ -76,3 +84,5 @@ async def run_service(settings: Settings, *, once: bool = False, grace_s: float 
     finally:
         if server is not None:
             await server.stop()
+        if guard is not None:
+            guard.release()

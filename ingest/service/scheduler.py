@@ -17,8 +17,8 @@ woken when a cycle writes alerts, by the ``deliveries`` job every ``delivery.tic
 
 Hot reload.  SIGHUP, and with ``watch`` any change to the rule files, the term lists
 or the gazetteer (:mod:`ingest.service.watch`), asks for a reload; SIGHUP also reads the
-config file again first (:meth:`Daemon.reload_config`, :mod:`ingest.service.reconfig`).  One reload task
-serves the requests: any number made while it works are served by one more reload
+config file again first (:meth:`Daemon.reload_config`, :mod:`ingest.service.reconfig`).
+One reload task serves the requests: any number made while it works are served by one more reload
 after it, never by two at once, and :meth:`Daemon.reload` holds a lock, so direct
 callers cannot interleave either.  A reload reads and compiles every file off the
 loop.  A broken file logs ``rules.reload_failed`` with ``file:line`` and the rules in

@@ -66,6 +66,18 @@ def async_url(url: str) -> str:
     return f"{_DRIVERS.get(scheme, scheme)}{sep}{rest}"
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a SQLite URL (None for other databases, memory, or a URL
+    that does not parse: opening the store says what is wrong with it)."""
+    try:
+        parsed = make_url(async_url(url))
+    except (SQLAlchemyError, ValueError):
+        return None
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(str(parsed.database)).expanduser().absolute()
+
+
 class SqlStore:
     """The :class:`~ingest.store.base.Store` on SQLAlchemy's async engine."""
 
@@ -74,9 +86,8 @@ class SqlStore:
         try:
             parsed = make_url(self.url)
             self._dialect = parsed.get_backend_name()
-            self.sqlite_path: Path | None = None
-            if self._dialect == "sqlite" and parsed.database and parsed.database != ":memory:":
-                self.sqlite_path = Path(parsed.database).expanduser().absolute()
+            self.sqlite_path = sqlite_file(url)
+            if self.sqlite_path is not None:
                 self.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
         except (SQLAlchemyError, ValueError) as exc:
             raise StorageError(f"database_url {url!r} is not a database URL; write e.g. "
