@@ -126,3 +126,45 @@ async def test_instances_starting_together_migrate_once(url: str) -> None:
     finally:
         for s in stores:
             await s.close()
+
+
+async def test_a_failed_sqlite_migration_leaves_the_database_as_it_was(tmp_path: Path) -> None:
+    """A step failing halfway (here: a schema-3 database that already has one of the
+    columns schema 4 adds) rolls the whole upgrade back, so the next start, once the
+    cause is gone, upgrades cleanly instead of finding half a migration."""
+    from alembic import command
+
+    from ingest.store.migrate import alembic_config
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    store = SqlStore(url)
+    try:
+        async with store.engine.begin() as conn:  # schema 3 as release 3 left it, plus a stray
+            await conn.run_sync(lambda c: command.upgrade(alembic_config(c), BASELINE))
+            await conn.execute(text("DROP TABLE alembic_version"))
+            await conn.execute(text("UPDATE schema_info SET version = 3"))
+            for column in ("config_url", "min_interval_s", "max_interval_s", "fulltext",
+                           "headers"):  # what 3 -> 4 adds before "warning"
+                await conn.execute(text(f"ALTER TABLE feeds DROP COLUMN {column}"))
+        with pytest.raises(StorageError, match="duplicate column name: warning"):
+            await store.init()
+        async with store.engine.connect() as conn:
+            columns = {r[1] for r in await conn.execute(text("PRAGMA table_info(feeds)"))}
+            version = (await conn.execute(text("SELECT version FROM schema_info"))).scalar()
+            tables = {r[0] for r in await conn.execute(
+                text("SELECT name FROM sqlite_master WHERE type = 'table'"))}
+        assert "config_url" not in columns and version == 3  # nothing of the failed attempt
+        assert "alembic_version" not in tables and "instances" not in tables
+        async with store.engine.begin() as conn:  # the operator removes the stray columns
+            for column in ("warning", "failing_since", "not_found_since", "disabled_reason",
+                           "last_new_entry_at", "update_interval_s", "fetch_count",
+                           "fetch_time_avg_s", "health", "health_since"):
+                await conn.execute(text(f"ALTER TABLE feeds DROP COLUMN {column}"))
+            await conn.execute(text("ALTER TABLE entries DROP COLUMN truncated_from"))
+        migration = await store.init()
+        assert (migration.legacy_version, migration.after) == (3, head())
+        async with store.engine.connect() as conn:
+            columns = {r[1] for r in await conn.execute(text("PRAGMA table_info(feeds)"))}
+        assert {"config_url", "warning", "leased_by"} <= columns
+    finally:
+        await store.close()

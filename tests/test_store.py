@@ -230,6 +230,7 @@ async def test_schema_2_database_is_upgraded_in_place(store: SqlStore) -> None:
         await conn.execute(text("DROP TABLE alembic_version"))
         await conn.execute(text("DROP TABLE instances"))
         for table in ("feeds", "entries"):
+            await conn.execute(text(f"DROP INDEX ix_{table}_leased_by"))
             for column in ("leased_by", "lease_until"):
                 await conn.execute(text(f"ALTER TABLE {table} DROP COLUMN {column}"))
         await conn.execute(text("DROP TABLE delivery_attempts"))

@@ -131,11 +131,31 @@ class SqlStore:
             raise StorageError(f"database unreachable: {exc}") from exc
 
     async def init(self) -> Migration:
-        """Create the tables or migrate them to this version's schema (under a lock)."""
-        async with self._migration_lock(), self._tx() as conn:
-            if self._dialect == "sqlite":
-                await conn.exec_driver_sql("PRAGMA journal_mode=WAL")
-            return await migrate.upgrade(conn, self.where)
+        """Create the tables or migrate them to this version's schema (under a lock), in
+        one transaction: a migration that fails or is killed leaves nothing half-done."""
+        if self._dialect != "sqlite":
+            async with self._tx() as conn:
+                return await migrate.upgrade(conn, self.where)
+        async with self._migration_lock(), self._serial or contextlib.nullcontext():
+            try:
+                async with self.engine.connect() as conn:
+                    # The sqlite3 module commits before DDL on its own; with it set to
+                    # autocommit, an explicit BEGIN makes the whole migration one
+                    # transaction (SQLite's DDL is transactional).
+                    raw = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                    await raw.exec_driver_sql("PRAGMA journal_mode=WAL")
+                    await raw.exec_driver_sql("BEGIN IMMEDIATE")
+                    try:
+                        migration = await migrate.upgrade(raw, self.where)
+                    except BaseException:
+                        await raw.exec_driver_sql("ROLLBACK")
+                        raise
+                    await raw.exec_driver_sql("COMMIT")
+                    return migration
+            except SQLAlchemyError as exc:
+                raise StorageError(f"database error: {exc.__class__.__name__}: {exc}") from exc
+            except OSError as exc:
+                raise StorageError(f"database unreachable: {exc}") from exc
 
     @property
     def where(self) -> str:
