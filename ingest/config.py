@@ -161,10 +161,10 @@ class FleetSettings(_Strict):
 
     @model_validator(mode="after")
     def _lease_outlasts_heartbeats(self) -> FleetSettings:
-        if self.heartbeat <= 0 or self.lease < 2 * self.heartbeat:
-            raise ValueError(f"fleet.lease ({self.lease:g}s) must be at least twice "
-                             f"fleet.heartbeat ({self.heartbeat:g}s), or a live instance's "
-                             "work is taken over between two heartbeats")
+        if self.heartbeat <= 0 or self.lease < 3 * self.heartbeat:
+            raise ValueError(f"fleet.lease ({self.lease:g}s) must be at least three times "
+                             f"fleet.heartbeat ({self.heartbeat:g}s), or one late heartbeat "
+                             "gets a live instance's work taken over")
         return self
 
 

@@ -162,3 +162,51 @@ async def test_instances_starting_together_sync_the_feeds_in_turn(store: SqlStor
     """Several instances syncing the same new feeds at once: no duplicate-key failure."""
     await asyncio.gather(*(store.sync_feeds(feeds(200), NOW) for _ in range(4)))
     assert len(await store.feeds(NOW)) == 200
+
+
+def test_a_reload_naming_a_channel_not_yet_running_waits_for_the_restart() -> None:
+    """A new channel starts only on restart: routes, default channels and the health
+    channel naming it wait too, instead of sending alerts nowhere meanwhile."""
+    from ingest.config import HealthSettings
+    from ingest.notify.stdout import Settings as StdoutSettings
+    from ingest.routing import Route
+
+    out = {"out": StdoutSettings(type="stdout")}
+    old = Settings(channels=out)
+    pager = {**out, "pager": StdoutSettings(type="stdout")}
+    new = Settings(channels=pager, default_channels=["pager"],
+                   routes=[Route(channels=["pager"])], health=HealthSettings(channel="pager"),
+                   retention=60.0)
+    plan = plan_reload(old, new)
+    assert set(plan.restart_needed) == {"channels", "default_channels", "routes", "health"}
+    assert plan.changed == ("retention",)
+    assert plan.settings.default_channels is None and plan.settings.routes == []
+    # Naming only running channels: live at once.
+    ok = plan_reload(old, Settings(channels=out, default_channels=["out"]))
+    assert ok.changed == ("default_channels",) and ok.restart_needed == ()
+
+
+async def test_a_poll_recorded_after_its_lease_was_taken_over_is_not_written(
+        store: SqlStore) -> None:
+    """Instance a was taken for dead and b re-claimed the feed: a's late record must not
+    clear b's lease or overwrite b's poll; a record for a URL changed meanwhile neither."""
+    await store.sync_feeds(feeds(1), NOW)
+    a = await join(store, "a")
+    [(feed, state)] = await store.claim_feeds(now=NOW, due_by=NOW, limit=1, instance=a,
+                                              lease_until=NOW + LEASE)
+    assert await store.reap_instances(now=NOW + 2 * LEASE, dead_before=NOW + LEASE) == [a]
+    b = await join(store, "b", at=NOW + 2 * LEASE)
+    assert await claim(store, b, now=NOW + 2 * LEASE) == {feed.id}
+    late = PollRecord(replace(state, etag="a-stale", next_poll_at=NOW), NOW, True,
+                      config_url=feed.url)
+    await store.record_polls([late], holder=a)
+    [row] = await store.feeds(NOW)
+    assert row.state.etag is None  # not a's
+    assert await store.heartbeat(b, now=NOW + 2 * LEASE, lease_until=NOW + 3 * LEASE) == {
+        "feeds": 1, "entries": 0, "deliveries": 0}  # still b's
+    # The feed's URL is edited while b polls it: b's record is for the old URL.
+    moved = Feed(feed.id, "http://127.0.0.1:9/new.xml")
+    await store.sync_feeds([moved], NOW)
+    await store.record_polls([replace(late, state=replace(state, etag="b-old-url"))], holder=b)
+    [row] = await store.feeds(NOW)
+    assert row.state.etag is None and row.state.url == moved.url

@@ -228,19 +228,35 @@ class App:
         if pruned:
             log.info("entries.pruned", entries=pruned, retention_s=self.settings.retention)
 
-    async def close(self) -> None:
-        """Leave the fleet (every lease released) and close every part."""
+    async def close(self, timeout_s: float = 10.0) -> None:
+        """Leave the fleet (every lease released) and close every part, within about
+        ``timeout_s`` even when the database does not answer (leases then lapse)."""
         self._heartbeat.cancel()
         await asyncio.gather(self._heartbeat, return_exceptions=True)
-        await self.membership.leave()
-        for notifier in self.notifiers.values():
-            await notifier.aclose()
-        await self._fetch_http.aclose()
-        await self._send_http.close()
-        self.runner.close()
-        await self.store.close()
-        if self._guard is not None:
-            self._guard.release()
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self.membership.leave()
+        except TimeoutError:
+            log.error("instance.leave_failed", error=f"no answer in {timeout_s:g}s",
+                      hint=f"its leases lapse within {self.settings.fleet.lease:g}s")
+        try:
+            for notifier in self.notifiers.values():
+                try:
+                    await notifier.aclose()
+                except Exception:
+                    log.exception("channel.close_failed", channel=notifier.name)
+            await self._fetch_http.aclose()
+            await self._send_http.close()
+        finally:
+            self.runner.close()
+            try:
+                async with asyncio.timeout(timeout_s):
+                    await self.store.close()
+            except TimeoutError:
+                log.error("database.close_timeout", timeout_s=timeout_s)
+            finally:
+                if self._guard is not None:
+                    self._guard.release()
 
     async def poll(self, *, force: bool = False,
                    stop: asyncio.Event | None = None) -> CycleReport:
@@ -269,7 +285,8 @@ class App:
             flushed_at = time.monotonic()
             try:
                 await self.store.record_polls([o.record for o in batch],
-                                              [o.notice for o in batch if o.notice])
+                                              [o.notice for o in batch if o.notice],
+                                              holder=self.instance)
             except StorageError:
                 pending.extend(batch)  # tried once more at the end of the poll
                 store_failed = True
@@ -333,6 +350,8 @@ class App:
         return report
 
     async def _claim_feeds(self, limit: int, force: bool) -> list[tuple[Feed, FeedState]]:
+        if not self._may_claim():
+            return []
         now = self.clock()
         return await self.store.claim_feeds(
             now=now, due_by=FAR_FUTURE if force else now, limit=limit, instance=self.instance,
@@ -349,6 +368,15 @@ class App:
             except StorageError as exc:
                 log.error("poll.release_failed", error=str(exc),
                           hint=f"the leases lapse within {self.settings.fleet.lease:g}s")
+
+    def _may_claim(self) -> bool:
+        """No new work while heartbeats fail: the others may be about to take this
+        instance for dead, and what it claimed would be done twice."""
+        if self.membership.current():
+            return True
+        log.warning("claims.paused", hint="the last heartbeat is too old; claiming resumes "
+                    "once one succeeds")
+        return False
 
     def _count_poll(self, outcome: RefreshOutcome) -> None:
         kind = {"not-modified": "not_modified", "error": "error"}.get(outcome.status, "ok")
@@ -394,6 +422,8 @@ class App:
         return report
 
     async def _claim_entries(self) -> list[StoredEntry]:
+        if not self._may_claim():
+            return []
         now = self.clock()
         return await self.store.claim_entries(
             now=now, limit=max(PROCESS_CLAIM, self.settings.nlp.batch_size), instance=self.instance,

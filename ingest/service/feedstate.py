@@ -72,7 +72,7 @@ def succeeded(feed: Feed, state: FeedState, result: FetchResult, *, now: datetim
         last_new_entry_at=last_new, update_interval_s=1.0 / rate if rate else None,
         fetch_time_avg_s=round(average, 4))
     return PollRecord(new_state, now, ok=True, warning=warning,
-                      document=not result.not_modified)
+                      document=not result.not_modified, config_url=feed.url)
 
 
 def failed(feed: Feed, state: FeedState, error: str, *, now: datetime,
@@ -98,4 +98,4 @@ def failed(feed: Feed, state: FeedState, error: str, *, now: datetime,
         disabled_reason=disabled,
         next_poll_at=schedule.after_error(now, bounds_for(feed, polling), _rate(state),
                                           consecutive, retry_after=wait, jitter=jitter))
-    return PollRecord(new_state, now, ok=False)
+    return PollRecord(new_state, now, ok=False, config_url=feed.url)

@@ -18,6 +18,7 @@ import fcntl
 import os
 import secrets
 import socket
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -88,7 +89,8 @@ class Membership:
         self.clock = clock
         self.metrics = metrics
         self.instance = instance
-        self.state = "running"
+        self.state = "running"  # "stopping" once the daemon stops claiming
+        self._beat_at = time.monotonic()
         self.log = log.bind(instance=instance)
 
     def lease_until(self, now: datetime) -> datetime:
@@ -99,24 +101,41 @@ class Membership:
         host, pid, _ = self.instance.rsplit(":", 2)
         await self.store.register_instance(InstanceRow(
             self.instance, host, int(pid), package_version(), now, now, "running", {}))
+        self._beat_at = time.monotonic()
         self.log.info("instance.joined", heartbeat_s=self.settings.heartbeat,
                       lease_s=self.settings.lease)
 
+    def current(self) -> bool:
+        """Whether this instance may claim work: its last heartbeat is recent enough that
+        no other instance can have taken it for dead (less than half a lease ago)."""
+        return time.monotonic() - self._beat_at < self.settings.lease / 2
+
     async def beat(self) -> None:
-        """Renew this instance's row and leases, free the dead's, refresh the gauges."""
+        """Renew this instance's row and leases; then free the dead's and refresh the
+        gauges (a failure there never holds up the next heartbeat)."""
         now = self.clock()
         held = await self.store.heartbeat(self.instance, now=now,
                                           lease_until=self.lease_until(now), state=self.state)
-        dead_before = now - timedelta(seconds=self.settings.lease)
-        for dead in await self.store.reap_instances(now=now, dead_before=dead_before):
-            self.log.warning("instance.reaped", dead=dead, silent_s=self.settings.lease,
-                             hint="its feeds, entries and deliveries are taken over")
-        stats = await self.store.fleet_stats(dead_before)
+        self._beat_at = time.monotonic()
+        sdnotify.watchdog()
+        if held.pop("revived", 0):
+            self.log.error("instance.revived", silent_s=self.settings.lease,
+                           hint="the others took this instance for dead and took its work "
+                                "over; some of it may be done twice")
         self.metrics.set_states(self.metrics.leases_held, held, LEASE_KINDS)
+        dead_before = now - timedelta(seconds=self.settings.lease)
+        try:
+            for dead in await self.store.reap_instances(now=now, dead_before=dead_before):
+                self.log.warning("instance.reaped", dead=dead, silent_s=self.settings.lease,
+                                 hint="its feeds, entries and deliveries are taken over")
+            stats = await self.store.fleet_stats(dead_before)
+        except StorageError as exc:
+            self.log.warning("instance.reap_failed", error=str(exc), hint="tried again at "
+                             "the next heartbeat")
+            return
         self.metrics.set_states(self.metrics.deliveries, stats.deliveries, DELIVERY_STATES)
         self.metrics.nlp_queue_depth.set(stats.waiting_entries)
         self.metrics.instances_live.set(stats.live_instances)
-        sdnotify.watchdog()
 
     async def run(self) -> None:
         """Beat every ``fleet.heartbeat`` until cancelled; a failed beat is retried."""
@@ -127,7 +146,8 @@ class Membership:
                 raise
             except Exception as exc:  # the database may be back at the next beat
                 self.log.error("instance.heartbeat_failed", error=str(exc),
-                               hint=f"leases lapse after {self.settings.lease:g}s without one")
+                               hint=f"leases lapse after {self.settings.lease:g}s without one; "
+                                    "no new work is claimed meanwhile")
             await asyncio.sleep(self.settings.heartbeat)
 
     async def leave(self) -> None:

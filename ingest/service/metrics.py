@@ -37,7 +37,7 @@ __all__ = [
 FEED_OUTCOMES = ("ok", "not_modified", "error")
 MATCH_STATES = ("new", "update", "below-threshold", "deduped", "silenced")
 ALERT_STATES = ("new", "update", "silenced")
-DELIVERY_STATES = ("pending", "sending", "delivered", "failed", "dead")
+DELIVERY_STATES = ("pending", "sending", "failed", "dead")  # delivered rows are not counted
 DELIVERY_OUTCOMES = ("delivered", "failed", "dead")
 LEASE_KINDS = ("feeds", "entries", "deliveries")
 
@@ -78,7 +78,8 @@ class Metrics:
         self.rule_matches = Counter("ingest_rule_matches_total", "Rule matches by state.",
                                     ["rule", "state"], registry=r)
         self.alerts = Counter("ingest_alerts_total", "Alerts by state.", ["state"], registry=r)
-        self.deliveries = Gauge("ingest_deliveries", "Deliveries by state (fleet-wide).",
+        self.deliveries = Gauge("ingest_deliveries",
+                                "Deliveries not yet delivered, by state (fleet-wide).",
                                 ["state"], registry=r)
         self.delivery_attempts = Counter("ingest_delivery_attempts_total",
                                          "Delivery attempts by channel and outcome.",

@@ -80,7 +80,7 @@ async def run_service(settings: Settings, *, once: bool = False, grace_s: float 
             await parts.daemon.run()
             return 0
         finally:
-            await service.close()
+            await service.close(timeout_s=1.5)
     finally:
         if server is not None:
             await server.stop()

@@ -65,6 +65,7 @@ from ingest.service.watch import watch as watch_files
 log = structlog.get_logger("ingest.scheduler")
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+CLEANUP_S = 2.0  # after cancelling: how long clean-up may take before the stop goes on
 
 
 def _read_config(path: Path) -> tuple[Settings, list[Feed]]:
@@ -92,7 +93,7 @@ class Daemon:
         """How long in-flight work may take after SIGTERM (``shutdown_timeout``), less a
         margin for releasing leases and closing."""
         total = self._grace_s if self._grace_s is not None else self.app.settings.shutdown_timeout
-        return max(0.5, total - min(2.0, total * 0.1))
+        return max(0.5, total - min(CLEANUP_S + 2.0, total * 0.2))
 
     async def _cycle_job(self) -> None:
         if self.stop.is_set():
@@ -170,6 +171,7 @@ class Daemon:
             await self.stop.wait()
         finally:
             self.running = False
+            self.app.membership.state = "stopping"
             sdnotify.stopping()
             # Stop new cycles and reloads first, let the cycle in flight finish (or cancel
             # it after the grace period), and only then shut the scheduler down: its
@@ -181,6 +183,7 @@ class Daemon:
             scheduler.shutdown(wait=False)
             for sig in (*STOP_SIGNALS, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a late reload must not kill it
         log.info("daemon.stopped")
 
     def _request_stop(self, sig: signal.Signals) -> None:
@@ -203,6 +206,9 @@ class Daemon:
                     if "SIGHUP" in asked:  # the config file too; file watching: rules only
                         await self.reload_config()
                     await self.reload()
+                except Exception as exc:  # e.g. the database failed: the next one may work
+                    log.exception("config.reload_failed", error=f"{type(exc).__name__}: {exc}",
+                                  hint="what is in force stays; send SIGHUP again")
                 finally:
                     sdnotify.ready()
 
@@ -285,4 +291,8 @@ class Daemon:
             log.warning("daemon.cancel_inflight", grace_s=self.grace_s)
             for task in pending:
                 task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+            # Their clean-up (writing what finished, releasing leases) gets a moment; a
+            # database that does not answer must not hold the stop up (leases lapse).
+            _, stuck = await asyncio.wait(pending, timeout=CLEANUP_S)
+            if stuck:
+                log.error("daemon.cleanup_timeout", tasks=len(stuck), timeout_s=CLEANUP_S)

@@ -178,6 +178,9 @@ class PollRecord:
     ok: bool
     warning: str | None = None
     document: bool = True
+    # The configured URL the poll was for: a record whose feed was reconfigured meanwhile
+    # (a SIGHUP changed its URL) is not written over the reset row.
+    config_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -266,8 +269,8 @@ class Store(Protocol):
 
     async def feeds(self, now: datetime | None = None) -> list[FeedRow]: ...
 
-    async def record_polls(self, records: Sequence[PollRecord],
-                           notices: Sequence[Notice] = ()) -> None: ...
+    async def record_polls(self, records: Sequence[PollRecord], notices: Sequence[Notice] = (),
+                           holder: str | None = None) -> None: ...
 
     async def known_keys(self, feed_id: str, keys: Sequence[str]) -> set[str]: ...
 

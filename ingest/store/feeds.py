@@ -7,11 +7,12 @@ cycle of 10,000 mostly-304 feeds costs a handful of transactions, not 10,000.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ingest.model import Feed, FeedState
@@ -125,19 +126,34 @@ def _poll_values(record: PollRecord) -> dict[str, Any]:
     return values
 
 
-async def record_polls(conn: AsyncConnection, records: Sequence[PollRecord]) -> None:
+async def record_polls(conn: AsyncConnection, records: Sequence[PollRecord],
+                       holder: str | None = None) -> None:
     """Write what each poll made of its feed: one executemany per kind of outcome
-    (the kinds write different columns)."""
-    for kind in ((True, True), (True, False), (False, True), (False, False)):
-        group = [r for r in records if (r.ok, r.document) == kind]
+    (the kinds write different columns).
+
+    Fenced: a record is not written over a feed another instance has leased since
+    (``holder`` lost its lease: that instance's poll is the one that counts), nor over a
+    feed whose configured URL changed while it was polled (the reset row stays).
+    """
+    f = t.feeds
+    for kind in itertools.product((True, False), (True, False), (True, False)):
+        group = [r for r in records if (r.ok, r.document, r.config_url is not None) == kind]
         if not group:
             continue
-        params = [{"b_id": r.state.feed_id, **{f"b_{k}": v for k, v in _poll_values(r).items()}}
-                  for r in group]
-        columns = [k.removeprefix("b_") for k in params[0] if k != "b_id"]
-        statement = (update(t.feeds).where(t.feeds.c.id == bindparam("b_id"))
+        params = [{"b_id": r.state.feed_id, "b_config": r.config_url,
+                   **{f"b_{k}": v for k, v in _poll_values(r).items()}} for r in group]
+        columns = [k.removeprefix("b_") for k in params[0] if k not in ("b_id", "b_config")]
+        cond = f.c.id == bindparam("b_id")
+        if holder is not None:
+            cond = and_(cond, or_(f.c.leased_by.is_(None), f.c.leased_by == holder))
+        if kind[2]:
+            cond = and_(cond, func.coalesce(f.c.config_url, f.c.url) == bindparam("b_config"))
+        else:
+            for p in params:
+                del p["b_config"]
+        statement = (update(f).where(cond)
                      .values({**{c: bindparam(f"b_{c}") for c in columns},
-                              "fetch_count": func.coalesce(t.feeds.c.fetch_count, 0) + 1}))
+                              "fetch_count": func.coalesce(f.c.fetch_count, 0) + 1}))
         await conn.execute(statement, params)
 
 

@@ -36,6 +36,8 @@ from ingest.store.feeds import feed_from_row
 from ingest.store.rows import aware, naive
 
 f, e, i = t.feeds, t.entries, t.instances
+_CHUNK = 5_000  # ids per UPDATE (PostgreSQL takes at most 32,767 parameters)
+OPEN_STATES = ("pending", "sending", "failed", "dead")  # deliveries counted for metrics
 
 
 def _free(table: Any, now: datetime) -> Any:
@@ -52,9 +54,7 @@ async def claim_feeds(conn: AsyncConnection, *, now: datetime, due_by: datetime,
              .where(_free(f, now))
              .order_by(f.c.next_poll_at).limit(limit).with_for_update(skip_locked=True))
     rows = (await conn.execute(query)).all()
-    if rows:
-        await conn.execute(update(f).where(f.c.id.in_([r.id for r in rows]))
-                           .values(leased_by=instance, lease_until=naive(lease_until)))
+    await _lease(conn, f, [r.id for r in rows], instance, lease_until)
     return [feed_from_row(r) for r in rows]
 
 
@@ -64,13 +64,18 @@ async def claim_entries(conn: AsyncConnection, *, now: datetime, limit: int, ins
     query = (select(e).where(e.c.processed_at.is_(None)).where(_free(e, now))
              .order_by(e.c.id).limit(limit).with_for_update(skip_locked=True))
     rows = (await conn.execute(query)).all()
-    if rows:
-        await conn.execute(update(e).where(e.c.id.in_([r.id for r in rows]))
-                           .values(leased_by=instance, lease_until=naive(lease_until)))
+    await _lease(conn, e, [r.id for r in rows], instance, lease_until)
     return [StoredEntry(r.id, Entry(r.feed_id, r.key, r.title, r.link, r.summary, r.content,
                                     aware(r.published), r.guid, r.language),
                         aware(r.fetched_at))
             for r in rows]
+
+
+async def _lease(conn: AsyncConnection, table: Any, ids: list[Any], instance: str,
+                 lease_until: datetime) -> None:
+    for start in range(0, len(ids), _CHUNK):  # bound parameters per statement are limited
+        await conn.execute(update(table).where(table.c.id.in_(ids[start:start + _CHUNK]))
+                           .values(leased_by=instance, lease_until=naive(lease_until)))
 
 
 async def release_feeds(conn: AsyncConnection, instance: str) -> int:
@@ -107,7 +112,18 @@ async def register(conn: AsyncConnection, row: InstanceRow) -> None:
 
 async def heartbeat(conn: AsyncConnection, instance: str, *, now: datetime,
                     lease_until: datetime, state: str = "running") -> dict[str, int]:
-    """Renew the instance's row and its leases; return the leases it holds by kind."""
+    """Renew the instance's row, then its leases; return the leases it holds by kind
+    (and ``revived: 1`` when the others had taken it for dead: its work was handed over).
+
+    The row comes first: reaping takes the same order (instances, then feeds, entries).
+    """
+    previous = (await conn.execute(select(i.c.state).where(i.c.id == instance)
+                                   .with_for_update())).scalar()
+    if previous is None:  # its row was removed by hand: join again
+        host, pid, _ = instance.rsplit(":", 2)
+        await conn.execute(i.insert().values(
+            id=instance, host=host, pid=int(pid), version="", started_at=naive(now),
+            heartbeat_at=naive(now), state=state, leases={}))
     until = naive(lease_until)
     feeds = (await conn.execute(update(f).where(f.c.leased_by == instance)
                                 .values(lease_until=until))).rowcount or 0
@@ -120,18 +136,17 @@ async def heartbeat(conn: AsyncConnection, instance: str, *, now: datetime,
         .where(t.deliveries.c.claimed_by.startswith(f"{instance}:", autoescape=True))
     )).scalar() or 0
     leases = {"feeds": int(feeds), "entries": int(entries), "deliveries": int(deliveries)}
-    result = await conn.execute(update(i).where(i.c.id == instance).values(
-        heartbeat_at=naive(now), state=state, leases=leases))
-    if not result.rowcount:  # reaped while it could not reach the database: rejoin
-        host, pid, _ = instance.rsplit(":", 2)
-        await conn.execute(i.insert().values(
-            id=instance, host=host, pid=int(pid), version="",
-            started_at=naive(now), heartbeat_at=naive(now), state=state, leases=leases))
-    return leases
+    await conn.execute(update(i).where(i.c.id == instance).values(
+        heartbeat_at=naive(now), state=state, leases=leases, stopped_at=None))
+    return {**leases, "revived": 1} if previous == "dead" else leases
 
 
 async def reap(conn: AsyncConnection, *, now: datetime, dead_before: datetime) -> list[str]:
-    """Free what instances silent since ``dead_before`` held; mark them dead."""
+    """Free what instances silent since ``dead_before`` held; mark them dead.  On
+    PostgreSQL a row still locked by a half-dead connection makes this give up after a
+    few seconds (``lock_timeout``) instead of waiting: the next heartbeat tries again."""
+    if conn.dialect.name == "postgresql":
+        await conn.exec_driver_sql("SET LOCAL lock_timeout = '5s'")
     dead = list((await conn.execute(
         select(i.c.id).where(i.c.state.in_(("running", "stopping")))
         .where(i.c.heartbeat_at < naive(dead_before)).with_for_update(skip_locked=True)
@@ -172,8 +187,10 @@ async def stats(conn: AsyncConnection, live_after: datetime) -> tuple[int, dict[
     live instances)."""
     waiting = (await conn.execute(select(func.count()).select_from(e)
                                   .where(e.c.processed_at.is_(None)))).scalar() or 0
+    d = t.deliveries  # delivered rows are most of the table and never pruned: not counted
     by_state = {str(s): int(n) for s, n in (await conn.execute(
-        select(t.deliveries.c.state, func.count()).group_by(t.deliveries.c.state))).all()}
+        select(d.c.state, func.count()).where(d.c.state.in_(OPEN_STATES))
+        .group_by(d.c.state))).all()}
     live = (await conn.execute(select(func.count()).select_from(i)
                                .where(and_(i.c.state == "running",
                                            i.c.heartbeat_at >= naive(live_after))))).scalar()

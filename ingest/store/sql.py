@@ -205,12 +205,13 @@ class SqlStore:
         async with self._tx() as conn:
             return await feed_rows.rows(conn, now or datetime.now(UTC))
 
-    async def record_polls(self, records: Sequence[PollRecord],
-                           notices: Sequence[Notice] = ()) -> None:
-        """Feeds' rows after their polls, with the notices they raised, in one transaction."""
+    async def record_polls(self, records: Sequence[PollRecord], notices: Sequence[Notice] = (),
+                           holder: str | None = None) -> None:
+        """Feeds' rows after their polls, with the notices they raised, in one transaction
+        (rows leased by another instance than ``holder`` meanwhile are left alone)."""
         if records or notices:
             async with self._tx() as conn:
-                await feed_rows.record_polls(conn, records)
+                await feed_rows.record_polls(conn, records, holder)
                 await feed_rows.add_notices(conn, notices)
 
     async def known_keys(self, feed_id: str, keys: Sequence[str]) -> set[str]:
