@@ -125,10 +125,15 @@ async def heartbeat(conn: AsyncConnection, instance: str, *, now: datetime,
             id=instance, host=host, pid=int(pid), version="", started_at=naive(now),
             heartbeat_at=naive(now), state=state, leases={}))
     until = naive(lease_until)
-    feeds = (await conn.execute(update(f).where(f.c.leased_by == instance)
+    # SKIP LOCKED: rows this instance is writing right now (a poll's record, an entry's
+    # outcome) are skipped, not waited for, so a heartbeat never deadlocks with them.
+    held_feeds = select(f.c.id).where(f.c.leased_by == instance).with_for_update(
+        skip_locked=True).scalar_subquery()
+    feeds = (await conn.execute(update(f).where(f.c.id.in_(held_feeds))
                                 .values(lease_until=until))).rowcount or 0
-    entries = (await conn.execute(update(e).where(e.c.leased_by == instance)
-                                  .where(e.c.processed_at.is_(None))
+    held_entries = select(e.c.id).where(e.c.leased_by == instance).where(
+        e.c.processed_at.is_(None)).with_for_update(skip_locked=True).scalar_subquery()
+    entries = (await conn.execute(update(e).where(e.c.id.in_(held_entries))
                                   .values(lease_until=until))).rowcount or 0
     deliveries = (await conn.execute(
         select(func.count()).select_from(t.deliveries)
