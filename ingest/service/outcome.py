@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ingest.config import Settings
-from ingest.model import Analysis, Entry
+from ingest.model import Analysis, Entry, RuleMatch
 from ingest.nlp.language import detect
 from ingest.nlp.serial import dump_analysis
 from ingest.parse.dedup import canonical_url
@@ -30,6 +30,8 @@ class Prepared:
     words: int
     link: str
     language: str | None
+    matches: tuple[RuleMatch, ...] = ()  # its rule matches (they do not depend on its story)
+    dumped: bytes = b""  # the compressed analysis, kept for backtests
 
 
 def event_time(entry: Entry, fetched_at: datetime) -> datetime:
@@ -38,14 +40,21 @@ def event_time(entry: Entry, fetched_at: datetime) -> datetime:
     return min(entry.published, fetched_at) if entry.published else fetched_at
 
 
-def prepare(batch: Sequence[StoredEntry], analyses: Sequence[Analysis],
-            similarity: float) -> list[Prepared]:
+def prepare(batch: Sequence[StoredEntry], analyses: Sequence[Analysis], similarity: float,
+            rules: RuleSet) -> list[Prepared]:
+    """Everything that does not depend on the entries' stories: fingerprint, language, the
+    rules' matches, the compressed analysis (so that little remains to do under the
+    story lock)."""
     out = []
     for stored, analysis in zip(batch, analyses, strict=True):
-        text = stored.entry.document()
+        entry = stored.entry
+        text = entry.document()
+        language = detect(text) or entry.language
+        matches = tuple(match_all(rules.candidates(analysis, entry.feed_id), analysis,
+                                  entry.feed_id, language))
         out.append(Prepared(stored, analysis, fingerprint(text, similarity), len(text.split()),
-                            canonical_url(stored.entry.link) if stored.entry.link else "",
-                            detect(text) or stored.entry.language))
+                            canonical_url(entry.link) if entry.link else "", language,
+                            matches, dump_analysis(analysis)))
     return out
 
 
@@ -63,8 +72,7 @@ def outcomes(prepared: Sequence[Prepared], stories: dict[int, int], rules: RuleS
         story = stories.get(stored.id, stored.id)
         at = event_time(entry, stored.fetched_at or now)
         proposed = []
-        for match in match_all(rules.candidates(p.analysis, entry.feed_id), p.analysis,
-                               entry.feed_id, p.language):
+        for match in p.matches:
             rule = rules.get(match.rule_id)
             assert rule is not None
             key = dedupe_key(rule.spec, match, story, entry.feed_id)
@@ -76,5 +84,5 @@ def outcomes(prepared: Sequence[Prepared], stories: dict[int, int], rules: RuleS
                                tuple(rule.spec.tags), entity_keys(match.entities))
             proposed.append(ProposedMatch(rule.spec, event, alert))
         out.append(EntryOutcome(stored.id, entry, story, p.fingerprint, p.link, p.language,
-                                dump_analysis(p.analysis), tuple(proposed)))
+                                p.dumped, tuple(proposed)))
     return out

@@ -77,7 +77,8 @@ async def _process_batch(batch: list[StoredEntry], runner: Runner, rules: RuleSe
         log.info("entries.truncated", entries=sorted(truncated), max_chars=settings.nlp.max_chars)
         await store.record_truncation(truncated)
     # Fingerprints and matching are pure CPU work too: keep them off the event loop.
-    prepared = await asyncio.to_thread(prepare, batch, analyses, settings.stories.similarity)
+    prepared = await asyncio.to_thread(prepare, batch, analyses, settings.stories.similarity,
+                                       rules)
     # Stories are assigned and recorded under a fleet-wide lock: two instances must not
     # each start a story (and raise an alert) for copies of the same news.
     async with store.story_lock():
