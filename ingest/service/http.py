@@ -75,7 +75,6 @@ class StatusServer:
                               "free port, or run with --no-http") from exc
         self._runner = runner
         self._port = int(runner.addresses[0][1])
-        log.info("http listening", listen=self._listen, port=self._port)
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -97,7 +96,7 @@ class StatusServer:
         ready = all(reason is None for reason in results.values())
         self._metrics.ready.set(1 if ready else 0)
         if not ready:
-            log.debug("not ready", checks=checks)
+            log.debug("http.not_ready", checks=checks)
         return web.json_response({"ready": ready, "checks": checks}, status=200 if ready else 503)
 
     async def _metrics_page(self, _request: web.Request) -> web.Response:
