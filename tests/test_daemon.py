@@ -22,6 +22,7 @@ class SlowService:
                                         delivery=SimpleNamespace(tick=60.0),
                                         shutdown_timeout=20.0)
         self.instance = "test:1:abc"
+        self.membership = SimpleNamespace(state="running")
         # No channels: the real dispatcher has no worker and never touches a store.
         self.dispatcher = Dispatcher(Settings(), {}, None, utc_now)  # type: ignore[arg-type]
         self.started = asyncio.Event()
