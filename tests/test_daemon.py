@@ -56,6 +56,7 @@ async def test_sigterm_lets_the_cycle_in_flight_finish() -> None:
     await asyncio.wait_for(running, 20)
     assert service.finished == 1
     assert service.processed >= 1  # processing ran (at start; the stop may preempt the next)
+    assert service.membership.state == "stopping"  # its next heartbeat would say so
 
 
 async def test_grace_period_cancels_a_stuck_cycle() -> None:
