@@ -39,6 +39,12 @@ bench-poll: install
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[bench]'
 	$(BIN)/python bench/poll.py $(if $(QUICK),--quick)
 
+# Entries/s through the whole pipeline with 1, 2 and 3 `ingest run` instances on one
+# PostgreSQL database (127.0.0.1:5432), SQLite beside them (~6 min; QUICK=1: a smoke run).
+.PHONY: bench-fleet
+bench-fleet: install
+	$(BIN)/python bench/fleet.py $(if $(QUICK),--quick)
+
 run: install
 	$(BIN)/ingest run --config seeds/ingest.yaml
 

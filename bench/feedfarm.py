@@ -30,10 +30,11 @@ import tempfile
 import time
 import urllib.request
 import zlib
+from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from html import escape
-from typing import Any
+from typing import Any, Self
 
 from aiohttp import web
 
@@ -180,6 +181,15 @@ class FarmApp:
                 return False
         return False
 
+    def route(self, app: web.Application) -> None:
+        app.router.add_get("/f/{n}.xml", self.feed)
+        app.router.add_get("/stats", self.stats)
+
+    @property
+    def size(self) -> int:
+        """Bytes of the feeds served."""
+        return sum(map(len, self.bodies))
+
     async def stats(self, request: web.Request) -> web.Response:
         payload: dict[str, Any] = {"counts": dict(self.counts), "cpu_s": time.process_time()}
         if request.query.get("reset"):
@@ -187,11 +197,11 @@ class FarmApp:
         return web.json_response(payload)
 
 
-async def serve(feeds: int, items: int, ports: int) -> None:
-    farm = FarmApp(feeds, items)
+async def serve(farm: FarmApp, ports: int) -> None:
+    """Serve ``farm`` on ``ports`` loopback ports until stdin closes; first print one JSON
+    line: the ports and the bytes of the feeds."""
     app = web.Application()
-    app.router.add_get("/f/{n}.xml", farm.feed)
-    app.router.add_get("/stats", farm.stats)
+    farm.route(app)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     bound = []
@@ -202,14 +212,17 @@ async def serve(feeds: int, items: int, ports: int) -> None:
         sock.listen(1024)
         await web.SockSite(runner, sock).start()
         bound.append(sock.getsockname()[1])
-    print(json.dumps({"ports": bound, "bytes": sum(map(len, farm.bodies))}), flush=True)
+    print(json.dumps({"ports": bound, "bytes": farm.size}), flush=True)
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, sys.stdin.read)  # until the parent closes our stdin
     await runner.cleanup()
 
 
 class Farm:
-    """The farm as a child process: ``with Farm(n) as farm: farm.urls()``."""
+    """The farm as a child process: ``with Farm(n) as farm: farm.urls()``.  ``script``: the
+    farm script the child runs (a subclass names its own, which calls :func:`main`)."""
+
+    script = __file__
 
     def __init__(self, feeds: int, items: int = 20, ports: int = 64) -> None:
         self.feeds, self.items, self.nports = feeds, items, ports
@@ -218,9 +231,9 @@ class Farm:
         self.urls_file = ""
         self._proc: subprocess.Popen[str] | None = None
 
-    def __enter__(self) -> Farm:
+    def __enter__(self) -> Self:
         self._proc = subprocess.Popen(
-            [sys.executable, __file__, "--feeds", str(self.feeds), "--items", str(self.items),
+            [sys.executable, self.script, "--feeds", str(self.feeds), "--items", str(self.items),
              "--ports", str(self.nports)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             text=True)
         assert self._proc.stdout is not None
@@ -263,13 +276,14 @@ def farm_stats(stats_url: str, reset: bool = False) -> dict[str, Any]:
         return stats
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def main(make: Callable[[int, int], FarmApp] = FarmApp, doc: str = __doc__) -> None:
+    """The script: ``make(feeds, items)`` served (:func:`serve`); ``doc``: its help."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--feeds", type=int, default=100)
     parser.add_argument("--items", type=int, default=20)
     parser.add_argument("--ports", type=int, default=64)
     args = parser.parse_args()
-    asyncio.run(serve(args.feeds, args.items, args.ports))
+    asyncio.run(serve(make(args.feeds, args.items), args.ports))
 
 
 if __name__ == "__main__":
