@@ -35,7 +35,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
 
 
 def feeds(n: int) -> list[Feed]:
-    return [Feed(f"f{i:03d}", f"http://127.0.0.1:9/f{i:03d}.xml") for i in range(n)]
+    return [Feed(f"f{i:05d}", f"http://127.0.0.1:9/f{i:05d}.xml") for i in range(n)]
 
 
 async def join(store: SqlStore, name: str, at: datetime = NOW) -> str:
@@ -88,7 +88,7 @@ async def test_recording_a_poll_ends_its_lease(store: SqlStore) -> None:
 
 async def test_a_dead_instance_is_reaped_and_its_work_taken_over(store: SqlStore) -> None:
     await store.sync_feeds(feeds(4), NOW)
-    entries = [Entry("f000", f"k{i}", f"t{i}", f"http://x/{i}", "s", "", NOW) for i in range(5)]
+    entries = [Entry("f00000", f"k{i}", f"t{i}", f"http://x/{i}", "s", "", NOW) for i in range(5)]
     await store.add_entries(entries, NOW)
     dead, alive = await join(store, "dead"), await join(store, "alive")
     assert len(await claim(store, dead)) == 4
@@ -210,3 +210,50 @@ async def test_a_poll_recorded_after_its_lease_was_taken_over_is_not_written(
     await store.record_polls([replace(late, state=replace(state, etag="b-old-url"))], holder=b)
     [row] = await store.feeds(NOW)
     assert row.state.etag is None and row.state.url == moved.url
+
+
+async def test_a_late_record_after_the_new_owner_recorded_is_fenced_with_its_notice(
+        store: SqlStore) -> None:
+    """b took the feed over and recorded its poll (no lease left on the row); a's record,
+    later still, must not overwrite b's, and a's notice about it is dropped too."""
+    from ingest.store.base import Notice
+
+    await store.sync_feeds(feeds(1), NOW)
+    a = await join(store, "a")
+    [(feed, state)] = await store.claim_feeds(now=NOW, due_by=NOW, limit=1, instance=a,
+                                              lease_until=NOW + LEASE)
+    await store.reap_instances(now=NOW + 2 * LEASE, dead_before=NOW + LEASE)
+    b = await join(store, "b", at=NOW + 2 * LEASE)
+    [(_, state_b)] = await store.claim_feeds(now=NOW + 2 * LEASE, due_by=NOW + 2 * LEASE,
+                                             limit=1, instance=b,
+                                             lease_until=NOW + 3 * LEASE)
+    fresh = PollRecord(replace(state_b, etag="b-fresh"), NOW + 2 * LEASE, True,
+                       config_url=feed.url)
+    assert await store.record_polls([fresh], holder=b) == set()
+    stale = PollRecord(replace(state, etag="a-stale", error_count=5), NOW, False,
+                       config_url=feed.url)
+    notice = Notice(feed.id, "failing", "a's stale view", NOW)
+    assert await store.record_polls([stale], [notice], holder=a) == {feed.id}
+    [row] = await store.feeds(NOW)
+    assert row.state.etag == "b-fresh" and row.state.error_count == 0
+    assert await store.notices(feed.id) == []
+
+
+async def test_a_reaped_instance_learns_it_at_its_next_heartbeat(store: SqlStore) -> None:
+    a = await join(store, "a")
+    assert await store.reap_instances(now=NOW + 2 * LEASE, dead_before=NOW + LEASE) == [a]
+    back = NOW + 2 * LEASE
+    held = await store.heartbeat(a, now=back, lease_until=back + LEASE)
+    assert held.pop("revived") == 1
+    assert [(r.id, r.state) for r in await store.instances()] == [(a, "running")]
+    assert "revived" not in await store.heartbeat(a, now=back, lease_until=back + LEASE)
+
+
+async def test_claiming_thousands_of_feeds_at_once(store: SqlStore) -> None:
+    """``run --once`` claims every feed in one go: more ids than one statement may bind."""
+    await store.sync_feeds(feeds(12_000), NOW)
+    a = await join(store, "a")
+    got = await store.claim_feeds(now=NOW, due_by=NOW, limit=1_000_000, instance=a,
+                                  lease_until=NOW + LEASE)
+    assert len(got) == 12_000
+    assert (await store.heartbeat(a, now=NOW, lease_until=NOW + LEASE))["feeds"] == 12_000

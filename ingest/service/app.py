@@ -141,7 +141,7 @@ class App:
         self.notifiers = notifiers
         self.clock = clock
         self.dispatcher = Dispatcher(settings, notifiers, store, clock, self.instance,
-                                     self.metrics)
+                                     self.metrics, self._may_claim)
         self._pruned_at: datetime | None = None
 
     @classmethod
@@ -231,10 +231,12 @@ class App:
     async def close(self, timeout_s: float = 10.0) -> None:
         """Leave the fleet (every lease released) and close every part, within about
         ``timeout_s`` even when the database does not answer (leases then lapse)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
         self._heartbeat.cancel()
-        await asyncio.gather(self._heartbeat, return_exceptions=True)
+        await asyncio.wait({self._heartbeat}, timeout=timeout_s / 3)
         try:
-            async with asyncio.timeout(timeout_s):
+            async with asyncio.timeout_at(max(deadline - timeout_s / 3, loop.time() + 0.1)):
                 await self.membership.leave()
         except TimeoutError:
             log.error("instance.leave_failed", error=f"no answer in {timeout_s:g}s",
@@ -250,7 +252,7 @@ class App:
         finally:
             self.runner.close()
             try:
-                async with asyncio.timeout(timeout_s):
+                async with asyncio.timeout_at(max(deadline, loop.time() + 0.1)):
                     await self.store.close()
             except TimeoutError:
                 log.error("database.close_timeout", timeout_s=timeout_s)
@@ -284,15 +286,18 @@ class App:
             pending.clear()
             flushed_at = time.monotonic()
             try:
-                await self.store.record_polls([o.record for o in batch],
-                                              [o.notice for o in batch if o.notice],
-                                              holder=self.instance)
+                fenced = await self.store.record_polls([o.record for o in batch],
+                                                       [o.notice for o in batch if o.notice],
+                                                       holder=self.instance)
             except StorageError:
                 pending.extend(batch)  # tried once more at the end of the poll
                 store_failed = True
                 raise
+            if fenced:
+                log.warning("poll.records_fenced", feeds=sorted(fenced), hint="another "
+                            "instance took them over (or a reload changed them) meanwhile")
             for outcome in batch:
-                if outcome.notice is not None:
+                if outcome.notice is not None and outcome.feed_id not in fenced:
                     log_notice(outcome.notice)
 
         async def one(feed: Feed, state: FeedState) -> None:

@@ -42,9 +42,11 @@ class ChannelWorker:
 
     def __init__(self, name: str, notifier: Notifier, options: ChannelOptions,
                  defaults: DeliverySettings, store: Store, clock: Callable[[], datetime],
-                 instance: str, metrics: Metrics | None = None) -> None:
+                 instance: str, metrics: Metrics | None = None,
+                 may_claim: Callable[[], bool] | None = None) -> None:
         self.name = name
         self.metrics = metrics
+        self.may_claim = may_claim or (lambda: True)
         self.notifier = notifier
         self.store = store
         self.clock = clock
@@ -75,7 +77,7 @@ class ChannelWorker:
     async def drain(self, stop: asyncio.Event | None = None) -> tuple[int, int]:
         """Send batches until nothing is due (or ``stop``); return (delivered, failed)."""
         delivered = failed = 0
-        while stop is None or not stop.is_set():
+        while (stop is None or not stop.is_set()) and self.may_claim():
             now = self.clock()
             held_after = (previous_digest(self.trigger, now) or _LONG_AGO
                           if self.trigger else None)
@@ -222,10 +224,11 @@ class Dispatcher:
 
     def __init__(self, settings: Settings, notifiers: Mapping[str, Notifier], store: Store,
                  clock: Callable[[], datetime], instance: str | None = None,
-                 metrics: Metrics | None = None) -> None:
+                 metrics: Metrics | None = None,
+                 may_claim: Callable[[], bool] | None = None) -> None:
         self.instance = instance or new_instance_id()
         self.workers = {name: ChannelWorker(name, notifiers[name], ch, settings.delivery, store,
-                                            clock, self.instance, metrics)
+                                            clock, self.instance, metrics, may_claim)
                         for name, ch in settings.channels.items() if name in notifiers}
         self.running = False
 

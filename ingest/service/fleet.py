@@ -140,6 +140,7 @@ class Membership:
     async def run(self) -> None:
         """Beat every ``fleet.heartbeat`` until cancelled; a failed beat is retried."""
         while True:
+            started = time.monotonic()
             try:
                 await self.beat()
             except asyncio.CancelledError:
@@ -148,7 +149,8 @@ class Membership:
                 self.log.error("instance.heartbeat_failed", error=str(exc),
                                hint=f"leases lapse after {self.settings.lease:g}s without one; "
                                     "no new work is claimed meanwhile")
-            await asyncio.sleep(self.settings.heartbeat)
+            # Every ``heartbeat`` from start to start, however long reaping took.
+            await asyncio.sleep(max(0.0, self.settings.heartbeat - (time.monotonic() - started)))
 
     async def leave(self) -> None:
         """Release every lease and mark the instance stopped (best effort)."""

@@ -20,7 +20,7 @@ from ingest.service.app import App
 from ingest.service.fleet import SqliteGuard, new_instance_id
 from ingest.service.http import StatusServer
 from ingest.service.metrics import Metrics
-from ingest.service.scheduler import Daemon
+from ingest.service.scheduler import CLOSE_S, Daemon
 from ingest.store.sql import sqlite_file
 
 log = structlog.get_logger("ingest.run")
@@ -80,7 +80,7 @@ async def run_service(settings: Settings, *, once: bool = False, grace_s: float 
             await parts.daemon.run()
             return 0
         finally:
-            await service.close(timeout_s=1.5)
+            await service.close(timeout_s=CLOSE_S)
     finally:
         if server is not None:
             await server.stop()

@@ -66,6 +66,7 @@ log = structlog.get_logger("ingest.scheduler")
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 CLEANUP_S = 2.0  # after cancelling: how long clean-up may take before the stop goes on
+CLOSE_S = 3.0  # then closing: leaving the fleet, closing the database (App.close)
 
 
 def _read_config(path: Path) -> tuple[Settings, list[Feed]]:
@@ -93,7 +94,7 @@ class Daemon:
         """How long in-flight work may take after SIGTERM (``shutdown_timeout``), less a
         margin for releasing leases and closing."""
         total = self._grace_s if self._grace_s is not None else self.app.settings.shutdown_timeout
-        return max(0.5, total - min(CLEANUP_S + 2.0, total * 0.2))
+        return max(0.5 * total, total - CLEANUP_S - CLOSE_S)
 
     async def _cycle_job(self) -> None:
         if self.stop.is_set():

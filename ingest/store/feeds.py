@@ -7,12 +7,11 @@ cycle of 10,000 mostly-304 feeds costs a handful of transactions, not 10,000.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ingest.model import Feed, FeedState
@@ -127,34 +126,54 @@ def _poll_values(record: PollRecord) -> dict[str, Any]:
 
 
 async def record_polls(conn: AsyncConnection, records: Sequence[PollRecord],
-                       holder: str | None = None) -> None:
-    """Write what each poll made of its feed: one executemany per kind of outcome
-    (the kinds write different columns).
+                       notices: Sequence[Notice] = (), holder: str | None = None) -> set[str]:
+    """Write what each poll made of its feed (one executemany per kind of outcome: the
+    kinds write different columns) and the notices they raised; return the feeds whose
+    records were fenced out.
 
-    Fenced: a record is not written over a feed another instance has leased since
-    (``holder`` lost its lease: that instance's poll is the one that counts), nor over a
-    feed whose configured URL changed while it was polled (the reset row stays).
+    Fenced: with ``holder``, only feeds ``holder`` still leases are written (another
+    instance may have taken one over and polled it since: that poll is the one that
+    counts); and a record is not written over a feed whose configured URL changed while
+    it was polled (the reset row stays).  A fenced record's notice is dropped with it.
     """
     f = t.feeds
-    for kind in itertools.product((True, False), (True, False), (True, False)):
-        group = [r for r in records if (r.ok, r.document, r.config_url is not None) == kind]
+    fenced = await _fenced(conn, records, holder)
+    records = [r for r in records if r.state.feed_id not in fenced]
+    notices = [n for n in notices if n.feed_id not in fenced]
+    for kind in ((True, True), (True, False), (False, True), (False, False)):
+        group = [r for r in records if (r.ok, r.document) == kind]
         if not group:
             continue
-        params = [{"b_id": r.state.feed_id, "b_config": r.config_url,
-                   **{f"b_{k}": v for k, v in _poll_values(r).items()}} for r in group]
-        columns = [k.removeprefix("b_") for k in params[0] if k not in ("b_id", "b_config")]
-        cond = f.c.id == bindparam("b_id")
-        if holder is not None:
-            cond = and_(cond, or_(f.c.leased_by.is_(None), f.c.leased_by == holder))
-        if kind[2]:
-            cond = and_(cond, func.coalesce(f.c.config_url, f.c.url) == bindparam("b_config"))
-        else:
-            for p in params:
-                del p["b_config"]
-        statement = (update(f).where(cond)
+        params = [{"b_id": r.state.feed_id, **{f"b_{k}": v for k, v in _poll_values(r).items()}}
+                  for r in group]
+        columns = [k.removeprefix("b_") for k in params[0] if k != "b_id"]
+        statement = (update(f).where(f.c.id == bindparam("b_id"))
                      .values({**{c: bindparam(f"b_{c}") for c in columns},
                               "fetch_count": func.coalesce(f.c.fetch_count, 0) + 1}))
         await conn.execute(statement, params)
+    await add_notices(conn, notices)
+    return fenced
+
+
+async def _fenced(conn: AsyncConnection, records: Sequence[PollRecord],
+                  holder: str | None) -> set[str]:
+    """The feeds of ``records`` that must not be written (rows locked until commit)."""
+    if holder is None and all(r.config_url is None for r in records):
+        return set()
+    wanted = {r.state.feed_id: r for r in records}
+    fenced: set[str] = set()
+    ids = sorted(wanted)
+    for i in range(0, len(ids), _CHUNK):
+        rows = (await conn.execute(
+            select(t.feeds.c.id, t.feeds.c.leased_by, t.feeds.c.config_url, t.feeds.c.url)
+            .where(t.feeds.c.id.in_(ids[i:i + _CHUNK])).with_for_update())).all()
+        for row in rows:
+            record = wanted[row.id]
+            if (holder is not None and row.leased_by != holder) or (
+                    record.config_url is not None
+                    and (row.config_url or row.url) != record.config_url):
+                fenced.add(row.id)
+    return fenced
 
 
 async def known_keys(conn: AsyncConnection, feed_id: str, keys: Sequence[str]) -> set[str]:

@@ -117,6 +117,8 @@ async def heartbeat(conn: AsyncConnection, instance: str, *, now: datetime,
 
     The row comes first: reaping takes the same order (instances, then feeds, entries).
     """
+    if conn.dialect.name == "postgresql":  # a row lock held by a half-dead connection
+        await conn.exec_driver_sql("SET LOCAL lock_timeout = '5s'")
     previous = (await conn.execute(select(i.c.state).where(i.c.id == instance)
                                    .with_for_update())).scalar()
     if previous is None:  # its row was removed by hand: join again

@@ -148,7 +148,10 @@ class SqlStore:
                     try:
                         migration = await migrate.upgrade(raw, self.where)
                     except BaseException:
-                        await raw.exec_driver_sql("ROLLBACK")
+                        # SQLite may have rolled back already (disk full, I/O error): the
+                        # error to report is the one that failed the migration.
+                        with contextlib.suppress(SQLAlchemyError):
+                            await raw.exec_driver_sql("ROLLBACK")
                         raise
                     await raw.exec_driver_sql("COMMIT")
                     return migration
@@ -206,13 +209,13 @@ class SqlStore:
             return await feed_rows.rows(conn, now or datetime.now(UTC))
 
     async def record_polls(self, records: Sequence[PollRecord], notices: Sequence[Notice] = (),
-                           holder: str | None = None) -> None:
-        """Feeds' rows after their polls, with the notices they raised, in one transaction
-        (rows leased by another instance than ``holder`` meanwhile are left alone)."""
-        if records or notices:
-            async with self._tx() as conn:
-                await feed_rows.record_polls(conn, records, holder)
-                await feed_rows.add_notices(conn, notices)
+                           holder: str | None = None) -> set[str]:
+        """Feeds' rows after their polls, with the notices they raised, in one transaction;
+        records of feeds ``holder`` no longer leases are left out (their ids returned)."""
+        if not records and not notices:
+            return set()
+        async with self._tx() as conn:
+            return await feed_rows.record_polls(conn, records, notices, holder)
 
     async def known_keys(self, feed_id: str, keys: Sequence[str]) -> set[str]:
         async with self._tx() as conn:
