@@ -16,6 +16,7 @@ import random
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import structlog
 from aiolimiter import AsyncLimiter
@@ -64,7 +65,6 @@ class ChannelWorker:
         self.batch = 500 if self.trigger else min(500, self.concurrency * 16)
         self.wake = asyncio.Event()
         self._gate = asyncio.Semaphore(self.concurrency)
-        self.log = log.bind(channel=name)
 
     def _lease(self, count: int) -> timedelta:
         """How long a claim of ``count`` rows is held: every wave of sends may take the
@@ -102,6 +102,12 @@ class ChannelWorker:
             self.log.info("delivery.batch", sent=len(results), delivered=ok,
                           failed=len(results) - ok)
         return delivered, failed
+
+    @property
+    def log(self) -> Any:
+        """Bound at each use, so that a reload's log levels apply (a bound logger keeps the
+        configuration it was made with)."""
+        return log.bind(channel=self.name)
 
     def _count(self, results: Sequence[DeliveryResult]) -> None:
         if self.metrics is None:

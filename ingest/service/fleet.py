@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import structlog
 
@@ -91,7 +91,11 @@ class Membership:
         self.instance = instance
         self.state = "running"  # "stopping" once the daemon stops claiming
         self._beat_at = time.monotonic()
-        self.log = log.bind(instance=instance)
+
+    @property
+    def log(self) -> Any:
+        """Bound at each use, so that a reload's log levels apply."""
+        return log.bind(instance=self.instance)
 
     def lease_until(self, now: datetime) -> datetime:
         return now + timedelta(seconds=self.settings.lease)
