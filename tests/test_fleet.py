@@ -28,7 +28,6 @@ import json
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -50,6 +49,7 @@ import yaml
 from conftest import REPO
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import make_url
+from test_delivery_crash import db_rows
 
 from ingest.testing import FeedServer, Route, WebhookReceiver, free_port
 
@@ -362,16 +362,6 @@ def pg_url() -> Iterator[str]:
         asyncio.run(execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-def sqlite_rows(db: Path, query: str) -> list[tuple[Any, ...]]:
-    if not db.exists():
-        return []
-    with sqlite3.connect(db, timeout=30) as conn:
-        try:
-            return conn.execute(query).fetchall()
-        except sqlite3.OperationalError as exc:  # tables not created yet
-            if "no such table" in str(exc):
-                return []
-            raise
 
 
 # -- 1. the fleet ------------------------------------------------------------------------
@@ -651,7 +641,7 @@ def test_sigterm_mid_cycle_exits_in_time_and_the_next_start_finishes(
         wait_ready([first])
 
         def processing() -> bool:  # some entries processed, more waiting: NLP is busy
-            [(done, waiting)] = sqlite_rows(
+            [(done, waiting)] = db_rows(
                 db, "SELECT count(processed_at), count(*) - count(processed_at) "
                     "FROM entries") or [(0, 0)]
             return done > 0 and waiting > 0
@@ -663,15 +653,15 @@ def test_sigterm_mid_cycle_exits_in_time_and_the_next_start_finishes(
         assert first.stopped_in is not None and first.stopped_in <= LIFE_SHUTDOWN_S + 4, (
             f"{first.stopped_in:.1f}s from SIGTERM to exit\n{first.tail()}")
 
-        polled = {f for (f,) in sqlite_rows(db, "SELECT id FROM feeds "
+        polled = {f for (f,) in db_rows(db, "SELECT id FROM feeds "
                                                 "WHERE last_polled_at IS NOT NULL")}
-        done_first = dict(sqlite_rows(db, "SELECT id, processed_at FROM entries "
+        done_first = dict(db_rows(db, "SELECT id, processed_at FROM entries "
                                           "WHERE processed_at IS NOT NULL"))
-        [(stored_first,)] = sqlite_rows(db, "SELECT count(*) FROM entries")
+        [(stored_first,)] = db_rows(db, "SELECT count(*) FROM entries")
         assert len(polled) < LIFE_FEEDS, "every feed was polled before SIGTERM: nothing was cut"
-        assert sqlite_rows(db, "SELECT id FROM feeds WHERE leased_by IS NOT NULL") == []
-        assert sqlite_rows(db, "SELECT id FROM entries WHERE leased_by IS NOT NULL") == []
-        assert [s for (s,) in sqlite_rows(db, "SELECT state FROM instances")] == ["stopped"]
+        assert db_rows(db, "SELECT id FROM feeds WHERE leased_by IS NOT NULL") == []
+        assert db_rows(db, "SELECT id FROM entries WHERE leased_by IS NOT NULL") == []
+        assert [s for (s,) in db_rows(db, "SELECT state FROM instances")] == ["stopped"]
         print(f"SIGTERM after {len(polled)} of {LIFE_FEEDS} feeds polled, {len(done_first)} of "
               f"{stored_first} entries stored processed; exit in {first.stopped_in:.1f}s")
 
@@ -681,7 +671,7 @@ def test_sigterm_mid_cycle_exits_in_time_and_the_next_start_finishes(
         alerts_total = entries_total // ZEBRA_EVERY
 
         def finished() -> bool:
-            [(unpolled, stored, waiting, alerts, outstanding)] = sqlite_rows(db, """
+            [(unpolled, stored, waiting, alerts, outstanding)] = db_rows(db, """
                 SELECT (SELECT count(*) FROM feeds WHERE last_polled_at IS NULL),
                        (SELECT count(*) FROM entries),
                        (SELECT count(*) - count(processed_at) FROM entries),
@@ -701,20 +691,20 @@ def test_sigterm_mid_cycle_exits_in_time_and_the_next_start_finishes(
     assert repolled == [], f"polled again although polled before SIGTERM: {repolled[:10]}"
     assert {f for _, f, _ in log} == set(catalogue.items)
     # Entries: each processed once; those processed before SIGTERM were not done again.
-    processed = dict(sqlite_rows(db, "SELECT id, processed_at FROM entries"))
+    processed = dict(db_rows(db, "SELECT id, processed_at FROM entries"))
     assert len(processed) == entries_total and None not in processed.values()
     assert {i: processed[i] for i in done_first} == done_first
     second_count = sum(e.get("processed", 0) for e in second.events("cycle.done"))
     assert second_count == entries_total - len(done_first), (
         f"the second start processed {second_count} entries, "
         f"{entries_total - len(done_first)} were left")
-    matched = sqlite_rows(db, "SELECT e.guid, count(*) FROM matches m "
+    matched = db_rows(db, "SELECT e.guid, count(*) FROM matches m "
                               "JOIN entries e ON e.id = m.entry_id GROUP BY e.guid")
     assert dict(matched) == {g: 1 for g in catalogue.zebra_guids()}
     # Deliveries: every alert received; twice only when a send was cut short by the stop.
-    alerts = {a for (a,) in sqlite_rows(db, "SELECT id FROM alerts")}
+    alerts = {a for (a,) in db_rows(db, "SELECT id FROM alerts")}
     keys = Counter(r.headers.get("Idempotency-Key", "") for r in received)
-    interrupted = {a for (a,) in sqlite_rows(db, """
+    interrupted = {a for (a,) in db_rows(db, """
         SELECT d.alert_id FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id
         WHERE a.outcome = 'interrupted'""")}
     assert set(keys) == alerts

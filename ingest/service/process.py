@@ -10,6 +10,7 @@ import structlog
 
 from ingest.config import Settings
 from ingest.errors import StorageError
+from ingest.model import Analysis
 from ingest.nlp.gazetteer import Gazetteer
 from ingest.rules.load import RuleSet
 from ingest.service.outcome import event_time, outcomes, prepare, story_inputs
@@ -37,10 +38,17 @@ async def process_entries(entries: Sequence[StoredEntry], *, runner: Runner, rul
     # Oldest news first, so a story's alert is raised by its earliest copy at hand.
     now = clock()
     entries = sorted(entries, key=lambda s: (event_time(s.entry, s.fetched_at or now), s.id))
-    for i in range(0, len(entries), size):
-        batch = list(entries[i:i + size])
+    batches = [list(entries[i:i + size]) for i in range(0, len(entries), size)]
+    # NLP for every batch at once: the runner spreads them over its worker processes.
+    # Stories, matching and recording then go batch by batch, in order.
+    analysed = await asyncio.gather(*(_analyze(b, runner, settings, now, gaz) for b in batches),
+                                    return_exceptions=True)
+    for batch, analyses in zip(batches, analysed, strict=True):
         try:
-            changes += await _process_batch(batch, runner, rules, store, settings, clock, gaz)
+            if isinstance(analyses, BaseException):  # this batch's NLP failed
+                raise analyses
+            changes += await _process_batch(batch, runner, rules, store, settings, clock, gaz,
+                                            analyses)
         except (StorageError, asyncio.CancelledError):
             raise
         except Exception:
@@ -64,13 +72,20 @@ async def _process_alone(stored: StoredEntry, runner: Runner, rules: RuleSet, st
         return []
 
 
-async def _process_batch(batch: list[StoredEntry], runner: Runner, rules: RuleSet,
-                         store: Store, settings: Settings, clock: Callable[[], datetime],
-                         gaz: Gazetteer | None) -> list[AlertChange]:
-    now = clock()
+async def _analyze(batch: list[StoredEntry], runner: Runner, settings: Settings,
+                   now: datetime, gaz: Gazetteer | None) -> list[Analysis]:
     texts = [s.entry.document(settings.nlp.max_chars) for s in batch]
     dates = [(s.entry.published or now).date() for s in batch]
-    analyses = await runner.analyze(texts, dates, gaz)
+    return await runner.analyze(texts, dates, gaz)
+
+
+async def _process_batch(batch: list[StoredEntry], runner: Runner, rules: RuleSet,
+                         store: Store, settings: Settings, clock: Callable[[], datetime],
+                         gaz: Gazetteer | None,
+                         analyses: list[Analysis] | None = None) -> list[AlertChange]:
+    now = clock()
+    if analyses is None:
+        analyses = await _analyze(batch, runner, settings, now, gaz)
     truncated = {s.id: n for s in batch
                  if (n := len(s.entry.document())) > settings.nlp.max_chars}
     if truncated:  # rules saw only the start of these: say so where the operator looks
