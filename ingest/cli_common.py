@@ -73,17 +73,20 @@ def require_database(settings: Settings, why: str = "") -> None:
 
 
 def run_with_store(settings: Settings, work: Callable[[SqlStore], Awaitable[T]],
-                   why: str = "") -> T:
-    """Run ``work`` on the configured database, which must exist (the service made it);
-    ``why`` ends the message when it does not (see :func:`require_database`)."""
+                   why: str = "", *, migrate: bool = True, must_exist: bool = True) -> T:
+    """Run ``work`` on the configured database, migrated first (``migrate``), which must
+    exist (the service made it) unless ``must_exist`` is False; ``why`` ends the message
+    when it does not (see :func:`require_database`)."""
     from ingest.store.sql import open_store
 
-    require_database(settings, why)
+    if must_exist:
+        require_database(settings, why)
 
     async def main() -> T:
         store = open_store(settings.database_url)
         try:
-            await store.init()
+            if migrate:
+                await store.init()
             return await work(store)
         finally:
             await store.close()

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ingest.cli_common import (
-    ConfigOpt,
-    handles_errors,
-    require_database,
-    settings_from,
-    with_store,
-)
-from ingest.store.sql import open_store
+from ingest.cli_common import ConfigOpt, handles_errors, run_with_store, settings_from, with_store
+
+if TYPE_CHECKING:  # the database modules load Alembic: only when a command needs them
+    from ingest.store.migrate import Migration
+    from ingest.store.sql import SqlStore
 
 db_app = typer.Typer(help="The database: schema migrations.", no_args_is_help=True)
 
@@ -26,39 +22,25 @@ db_app = typer.Typer(help="The database: schema migrations.", no_args_is_help=Tr
 def db_upgrade(config: ConfigOpt = None) -> None:
     """Create the database's tables or migrate them to this version (``ingest run`` does
     this at start too, under the same lock)."""
-    settings = settings_from(config)
+    async def work(store: SqlStore) -> tuple[str, Migration]:
+        return store.where, await store.init()
 
-    async def main() -> None:
-        store = open_store(settings.database_url)
-        try:
-            migration = await store.init()
-        finally:
-            await store.close()
-        if migration.before is None:
-            typer.echo(f"created {store.where} at revision {migration.after}")
-        elif migration.changed:
-            typer.echo(f"upgraded {store.where}: {migration.before} -> {migration.after}")
-        else:
-            typer.echo(f"{store.where} is up to date (revision {migration.after})")
-
-    asyncio.run(main())
+    where, migration = run_with_store(settings_from(config), work, migrate=False,
+                                      must_exist=False)
+    if migration.before is None:
+        typer.echo(f"created {where} at revision {migration.after}")
+    elif migration.changed:
+        typer.echo(f"upgraded {where}: {migration.before} -> {migration.after}")
+    else:
+        typer.echo(f"{where} is up to date (revision {migration.after})")
 
 
 @db_app.command("status")
 @handles_errors
 def db_status(config: ConfigOpt = None) -> None:
     """Show the database's revision and the newest this version knows (exit 1 if behind)."""
-    settings = settings_from(config)
-    require_database(settings)
-
-    async def main() -> tuple[str | None, str]:  # reads only: no init(), no migration
-        store = open_store(settings.database_url)
-        try:
-            return await store.revision()
-        finally:
-            await store.close()
-
-    current, head = asyncio.run(main())
+    current, head = run_with_store(settings_from(config), lambda store: store.revision(),
+                                   migrate=False)  # reads only: no migration
     typer.echo(f"database revision: {current or 'none (not created, or made before Alembic)'}")
     typer.echo(f"this version's head: {head}")
     raise typer.Exit(0 if current == head else 1)

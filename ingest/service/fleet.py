@@ -34,6 +34,7 @@ from ingest.store.base import InstanceRow, Store
 
 log = structlog.get_logger("ingest.fleet")
 
+
 def new_instance_id() -> str:
     """``host:pid:random``; delivery claim tokens start with it."""
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
@@ -101,10 +102,8 @@ class Membership:
         return now + timedelta(seconds=self.settings.lease)
 
     async def join(self) -> None:
-        now = self.clock()
-        host, pid, _ = self.instance.rsplit(":", 2)
-        await self.store.register_instance(InstanceRow(
-            self.instance, host, int(pid), package_version(), now, now, "running", {}))
+        await self.store.register_instance(
+            InstanceRow.joining(self.instance, package_version(), self.clock()))
         self._beat_at = time.monotonic()
         self.log.info("instance.joined", heartbeat_s=self.settings.heartbeat,
                       lease_s=self.settings.lease)

@@ -212,6 +212,12 @@ class InstanceRow:
     leases: dict[str, int]  # kind -> count at the last heartbeat
     stopped_at: datetime | None = None
 
+    @classmethod
+    def joining(cls, instance: str, version: str, now: datetime) -> InstanceRow:
+        """The row of instance ``host:pid:random`` joining the fleet at ``now``."""
+        host, pid, _ = instance.rsplit(":", 2)
+        return cls(instance, host, int(pid), version, now, now, "running", {})
+
 
 @dataclass(frozen=True)
 class FleetStats:

@@ -28,12 +28,12 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ingest.model import Entry, Feed, FeedState
+from ingest.model import Feed, FeedState
 from ingest.store import outbox
 from ingest.store import schema as t
 from ingest.store.base import InstanceRow, StoredEntry
 from ingest.store.feeds import feed_from_row
-from ingest.store.rows import aware, naive
+from ingest.store.rows import aware, naive, stored_entry
 
 f, e, i = t.feeds, t.entries, t.instances
 _CHUNK = 5_000  # ids per UPDATE (PostgreSQL takes at most 32,767 parameters)
@@ -65,10 +65,7 @@ async def claim_entries(conn: AsyncConnection, *, now: datetime, limit: int, ins
              .order_by(e.c.id).limit(limit).with_for_update(skip_locked=True))
     rows = (await conn.execute(query)).all()
     await _lease(conn, e, [r.id for r in rows], instance, lease_until)
-    return [StoredEntry(r.id, Entry(r.feed_id, r.key, r.title, r.link, r.summary, r.content,
-                                    aware(r.published), r.guid, r.language),
-                        aware(r.fetched_at))
-            for r in rows]
+    return [stored_entry(r) for r in rows]
 
 
 async def _lease(conn: AsyncConnection, table: Any, ids: list[Any], instance: str,
@@ -76,6 +73,13 @@ async def _lease(conn: AsyncConnection, table: Any, ids: list[Any], instance: st
     for start in range(0, len(ids), _CHUNK):  # bound parameters per statement are limited
         await conn.execute(update(table).where(table.c.id.in_(ids[start:start + _CHUNK]))
                            .values(leased_by=instance, lease_until=naive(lease_until)))
+
+
+async def _wait_for_locks_briefly(conn: AsyncConnection) -> None:
+    """PostgreSQL: a row lock held by a half-dead connection fails this transaction after
+    a few seconds instead of holding it (and the heartbeats behind it) indefinitely."""
+    if conn.dialect.name == "postgresql":
+        await conn.exec_driver_sql("SET LOCAL lock_timeout = '5s'")
 
 
 async def release_feeds(conn: AsyncConnection, instance: str) -> int:
@@ -117,15 +121,11 @@ async def heartbeat(conn: AsyncConnection, instance: str, *, now: datetime,
 
     The row comes first: reaping takes the same order (instances, then feeds, entries).
     """
-    if conn.dialect.name == "postgresql":  # a row lock held by a half-dead connection
-        await conn.exec_driver_sql("SET LOCAL lock_timeout = '5s'")
+    await _wait_for_locks_briefly(conn)
     previous = (await conn.execute(select(i.c.state).where(i.c.id == instance)
                                    .with_for_update())).scalar()
     if previous is None:  # its row was removed by hand: join again
-        host, pid, _ = instance.rsplit(":", 2)
-        await conn.execute(i.insert().values(
-            id=instance, host=host, pid=int(pid), version="", started_at=naive(now),
-            heartbeat_at=naive(now), state=state, leases={}))
+        await register(conn, InstanceRow.joining(instance, "", now))
     until = naive(lease_until)
     # SKIP LOCKED: rows this instance is writing right now (a poll's record, an entry's
     # outcome) are skipped, not waited for, so a heartbeat never deadlocks with them.
@@ -152,8 +152,7 @@ async def reap(conn: AsyncConnection, *, now: datetime, dead_before: datetime) -
     """Free what instances silent since ``dead_before`` held; mark them dead.  On
     PostgreSQL a row still locked by a half-dead connection makes this give up after a
     few seconds (``lock_timeout``) instead of waiting: the next heartbeat tries again."""
-    if conn.dialect.name == "postgresql":
-        await conn.exec_driver_sql("SET LOCAL lock_timeout = '5s'")
+    await _wait_for_locks_briefly(conn)
     dead = list((await conn.execute(
         select(i.c.id).where(i.c.state.in_(("running", "stopping")))
         .where(i.c.heartbeat_at < naive(dead_before)).with_for_update(skip_locked=True)

@@ -12,6 +12,7 @@ failed step leaves nothing half-done); on SQLite the caller holds a lock file.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,13 +58,19 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 def head() -> str:
     """The newest revision this version of ingest knows."""
-    revision = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    revision = _scripts().get_current_head()
     assert revision is not None
     return revision
 
 
 def known_revisions() -> set[str]:
-    return {s.revision for s in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
+    return {s.revision for s in _scripts().walk_revisions()}
+
+
+@functools.cache
+def _scripts() -> ScriptDirectory:
+    """The revision files, read once per process (they do not change while it runs)."""
+    return ScriptDirectory.from_config(alembic_config())
 
 
 def current_revision(connection: Connection) -> str | None:

@@ -8,7 +8,8 @@ from typing import Any
 
 from sqlalchemy.dialects import postgresql, sqlite
 
-from ingest.model import Alert
+from ingest.model import Alert, Entry
+from ingest.store.base import StoredEntry
 
 _ALERT_TIMES = ("published", "created_at", "first_seen", "last_seen")
 _ALERT_TUPLES = ("tags", "terms", "channels", "entities", "sources", "evidence")
@@ -46,3 +47,10 @@ def alert_from_json(data: dict[str, Any]) -> Alert:
     return Alert(**{k: v for k, v in data.items() if k in known})
 
 
+
+
+def stored_entry(row: Any) -> StoredEntry:
+    """An ``entries`` row as the entry it stores."""
+    return StoredEntry(row.id, Entry(row.feed_id, row.key, row.title, row.link, row.summary,
+                                     row.content, aware(row.published), row.guid, row.language),
+                       aware(row.fetched_at))

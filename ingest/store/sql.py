@@ -10,11 +10,11 @@ import asyncio
 import contextlib
 import fcntl
 import functools
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from sqlalchemy import bindparam, func, select, update
@@ -26,7 +26,7 @@ from ingest.errors import StorageError
 from ingest.model import Alert, Entry, Feed, FeedState
 from ingest.rules.policy import Silence
 from ingest.store import feeds as feed_rows
-from ingest.store import history, leases, migrate, outbox
+from ingest.store import history, leases, outbox
 from ingest.store import schema as t
 from ingest.store.base import (
     AlertChange,
@@ -45,10 +45,12 @@ from ingest.store.base import (
     PollRecord,
     StoredEntry,
 )
-from ingest.store.migrate import Migration
 from ingest.store.outcomes import record_outcomes
-from ingest.store.rows import alert_from_json, aware, insert_for, naive
+from ingest.store.rows import alert_from_json, insert_for, naive, stored_entry
 from ingest.stories.cluster import StoryCandidate
+
+if TYPE_CHECKING:
+    from ingest.store.migrate import Migration
 
 log = structlog.get_logger("ingest.store")
 
@@ -64,6 +66,17 @@ def async_url(url: str) -> str:
     """``sqlite:///x.db`` -> ``sqlite+aiosqlite:///x.db``; already-async URLs unchanged."""
     scheme, sep, rest = url.partition("://")
     return f"{_DRIVERS.get(scheme, scheme)}{sep}{rest}"
+
+
+@contextlib.contextmanager
+def _translated() -> Iterator[None]:
+    """The database edge: SQLAlchemy and OS errors become StorageError."""
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        raise StorageError(f"database error: {exc.__class__.__name__}: {exc}") from exc
+    except OSError as exc:
+        raise StorageError(f"database unreachable: {exc}") from exc
 
 
 def sqlite_file(url: str) -> Path | None:
@@ -122,43 +135,37 @@ class SqlStore:
 
     @asynccontextmanager
     async def _begin(self) -> AsyncIterator[AsyncConnection]:
-        try:
+        with _translated():
             async with self.engine.begin() as conn:
                 yield conn
-        except SQLAlchemyError as exc:
-            raise StorageError(f"database error: {exc.__class__.__name__}: {exc}") from exc
-        except OSError as exc:
-            raise StorageError(f"database unreachable: {exc}") from exc
 
     async def init(self) -> Migration:
         """Create the tables or migrate them to this version's schema (under a lock), in
         one transaction: a migration that fails or is killed leaves nothing half-done."""
+        from ingest.store import migrate  # Alembic: loaded when a database is opened
+
         if self._dialect != "sqlite":
             async with self._tx() as conn:
                 return await migrate.upgrade(conn, self.where)
-        async with self._migration_lock(), self._serial or contextlib.nullcontext():
-            try:
-                async with self.engine.connect() as conn:
-                    # The sqlite3 module commits before DDL on its own; with it set to
-                    # autocommit, an explicit BEGIN makes the whole migration one
-                    # transaction (SQLite's DDL is transactional).
-                    raw = await conn.execution_options(isolation_level="AUTOCOMMIT")
-                    await raw.exec_driver_sql("PRAGMA journal_mode=WAL")
-                    await raw.exec_driver_sql("BEGIN IMMEDIATE")
-                    try:
-                        migration = await migrate.upgrade(raw, self.where)
-                    except BaseException:
-                        # SQLite may have rolled back already (disk full, I/O error): the
-                        # error to report is the one that failed the migration.
-                        with contextlib.suppress(SQLAlchemyError):
-                            await raw.exec_driver_sql("ROLLBACK")
-                        raise
-                    await raw.exec_driver_sql("COMMIT")
-                    return migration
-            except SQLAlchemyError as exc:
-                raise StorageError(f"database error: {exc.__class__.__name__}: {exc}") from exc
-            except OSError as exc:
-                raise StorageError(f"database unreachable: {exc}") from exc
+        with _translated():
+            async with (self._migration_lock(), self._serial or contextlib.nullcontext(),
+                        self.engine.connect() as conn):
+                # The sqlite3 module commits before DDL on its own; with it set to
+                # autocommit, an explicit BEGIN makes the whole migration one
+                # transaction (SQLite's DDL is transactional).
+                raw = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                await raw.exec_driver_sql("PRAGMA journal_mode=WAL")
+                await raw.exec_driver_sql("BEGIN IMMEDIATE")
+                try:
+                    migration = await migrate.upgrade(raw, self.where)
+                except BaseException:
+                    # SQLite may have rolled back already (disk full, I/O error): the
+                    # error to report is the one that failed the migration.
+                    with contextlib.suppress(SQLAlchemyError):
+                        await raw.exec_driver_sql("ROLLBACK")
+                    raise
+                await raw.exec_driver_sql("COMMIT")
+                return migration
 
     @property
     def where(self) -> str:
@@ -186,6 +193,8 @@ class SqlStore:
 
     async def revision(self) -> tuple[str | None, str]:
         """(the database's Alembic revision, the newest this version knows)."""
+        from ingest.store import migrate
+
         async with self._tx() as conn:
             return await migrate.status(conn)
 
@@ -265,15 +274,13 @@ class SqlStore:
         if self._dialect != "postgresql":  # one instance: its batches run one at a time
             yield
             return
-        try:
+        with _translated():
             async with self.engine.connect() as conn:
                 await conn.exec_driver_sql(f"SELECT pg_advisory_lock({STORY_LOCK})")
                 try:
                     yield
                 finally:
                     await conn.exec_driver_sql(f"SELECT pg_advisory_unlock({STORY_LOCK})")
-        except SQLAlchemyError as exc:
-            raise StorageError(f"database error: {exc.__class__.__name__}: {exc}") from exc
 
     async def register_instance(self, row: InstanceRow) -> None:
         async with self._tx() as conn:
@@ -331,11 +338,7 @@ class SqlStore:
         query = (select(t.entries).where(t.entries.c.processed_at.is_(None))
                  .order_by(t.entries.c.id).limit(limit))
         async with self._tx() as conn:
-            rows = (await conn.execute(query)).all()
-        return [StoredEntry(r.id, Entry(r.feed_id, r.key, r.title, r.link, r.summary, r.content,
-                                        aware(r.published), r.guid, r.language),
-                            aware(r.fetched_at))
-                for r in rows]
+            return [stored_entry(r) for r in (await conn.execute(query)).all()]
 
     async def story_candidates(self, band_keys: Sequence[int], links: Sequence[str],
                                since: datetime) -> list[StoryCandidate]:
